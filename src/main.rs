@@ -1,0 +1,25 @@
+//! The binary: `_start`, the panic handler, and a hand-off to `hugerace::run`.
+#![no_std]
+#![no_main]
+
+hugerace::entry!(start);
+hugerace::mem_functions!();
+
+extern "C" fn start(sp: *const usize) -> ! {
+    let args = hugerace::sys::start::init(sp);
+    let mut l = hugerace::out::Line::new();
+    l.s("hugerace: ").u(args.len() as u64).s(" args, page ").u(hugerace::sys::start::page_size() as u64).c(b'\n');
+    l.emit(1);
+    hugerace::sys::exit_group(0)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    let _ = hugerace::sys::write_all(2, b"hugerace: TBROK: internal error (panic)\n");
+    hugerace::sys::exit_group(2)
+}
+
+/// `cargo test` builds this binary with panic=unwind whatever the profile says; the symbol
+/// only has to exist for the link. Release builds never reach it.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}

@@ -1,0 +1,133 @@
+//! Allocation-free output: a fixed line buffer with just the formatting we need, far smaller
+//! than `core::fmt`.
+
+use crate::sys;
+
+pub const STDOUT: i32 = 1;
+pub const STDERR: i32 = 2;
+
+/// One line (or a few) being assembled. Overlong text is cut, never a panic.
+pub struct Line {
+    buf: [u8; 480],
+    len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line { buf: [0; 480], len: 0 }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+    pub fn s(&mut self, s: &str) -> &mut Self {
+        self.b(s.as_bytes())
+    }
+    pub fn b(&mut self, s: &[u8]) -> &mut Self {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+        self
+    }
+    pub fn c(&mut self, c: u8) -> &mut Self {
+        self.b(&[c])
+    }
+    pub fn u(&mut self, mut v: u64) -> &mut Self {
+        let mut d = [0u8; 20];
+        let mut i = d.len();
+        loop {
+            i -= 1;
+            d[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.b(&d[i..])
+    }
+    pub fn i(&mut self, v: i64) -> &mut Self {
+        if v < 0 {
+            self.c(b'-');
+        }
+        self.u(v.unsigned_abs())
+    }
+    pub fn hex(&mut self, mut v: u64) -> &mut Self {
+        let mut d = [0u8; 16];
+        let mut i = d.len();
+        loop {
+            i -= 1;
+            d[i] = b"0123456789abcdef"[(v & 15) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.s("0x").b(&d[i..])
+    }
+    /// A fixed-point number with `decimals` digits after the point, from a value scaled by
+    /// 10^decimals.
+    pub fn fixed(&mut self, scaled: u64, decimals: u32) -> &mut Self {
+        let p = 10u64.pow(decimals);
+        self.u(scaled / p);
+        if decimals > 0 {
+            self.c(b'.');
+            let mut frac = scaled % p;
+            let mut div = p / 10;
+            while div > 0 {
+                self.c(b'0' + (frac / div) as u8);
+                frac %= div;
+                div /= 10;
+            }
+        }
+        self
+    }
+    /// An errno by name (ENOMEM), or its number when unnamed.
+    pub fn errno(&mut self, e: sys::Errno) -> &mut Self {
+        match e.name() {
+            Some(n) => self.s(n),
+            None => self.s("errno ").u(e.0 as u64),
+        }
+    }
+    /// A size in bytes written the way page sizes are (64K, 2M, 1G).
+    pub fn size(&mut self, bytes: u64) -> &mut Self {
+        crate::parse::write_size(self, bytes);
+        self
+    }
+    pub fn emit(&mut self, fd: i32) {
+        let _ = sys::write_all(fd, self.as_bytes());
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn numbers() {
+        let mut l = Line::new();
+        l.u(0).c(b' ').u(18446744073709551615).c(b' ').i(-42).c(b' ').hex(0xdead).c(b' ').fixed(12345, 2).c(b' ').fixed(5, 3);
+        assert_eq!(l.as_bytes(), b"0 18446744073709551615 -42 0xdead 123.45 0.005");
+    }
+    #[test]
+    fn overflow_is_cut() {
+        let mut l = Line::new();
+        for _ in 0..100 {
+            l.s("0123456789");
+        }
+        assert_eq!(l.as_bytes().len(), 480);
+    }
+    #[test]
+    fn errno_names() {
+        let mut l = Line::new();
+        l.errno(sys::Errno::ENOMEM).c(b' ').errno(sys::Errno(3999));
+        assert_eq!(l.as_bytes(), b"ENOMEM errno 3999");
+    }
+}

@@ -1,0 +1,266 @@
+//! Processes, threads, signals, scheduling, futexes and clocks.
+
+use super::{k, sc, Errno, Mapping, Result};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+pub fn getpid() -> i32 {
+    // SAFETY: no arguments.
+    sc!(k::__NR_getpid).unwrap_or(0) as i32
+}
+pub fn gettid() -> i32 {
+    // SAFETY: no arguments.
+    sc!(k::__NR_gettid).unwrap_or(0) as i32
+}
+pub fn getppid() -> i32 {
+    // SAFETY: no arguments.
+    sc!(k::__NR_getppid).unwrap_or(0) as i32
+}
+pub fn geteuid() -> u32 {
+    // SAFETY: no arguments.
+    sc!(k::__NR_geteuid).unwrap_or(0) as u32
+}
+
+/// End the whole process (every thread).
+pub fn exit_group(code: i32) -> ! {
+    // SAFETY: never returns.
+    let _ = sc!(k::__NR_exit_group, code);
+    loop {
+        core::hint::spin_loop()
+    }
+}
+
+/// End the calling thread only.
+pub fn exit_thread(code: i32) -> ! {
+    // SAFETY: never returns.
+    let _ = sc!(k::__NR_exit, code);
+    exit_group(code)
+}
+
+pub const THREAD_FLAGS: u32 = k::CLONE_VM
+    | k::CLONE_FS
+    | k::CLONE_FILES
+    | k::CLONE_SIGHAND
+    | k::CLONE_THREAD
+    | k::CLONE_SYSVSEM;
+
+/// Start a child (a thread with THREAD_FLAGS, or a process with SIGCHLD) that runs
+/// `entry(arg)` on `stack` and exits with its return value. The kernel stores the child's tid
+/// in `tid`, and clears it and futex-wakes it when the child exits (CLONE_CHILD_CLEARTID),
+/// which is how the parent joins threads and processes alike.
+pub fn spawn(flags: u32, stack: &Mapping, tid: &AtomicU32, entry: extern "C" fn(usize) -> usize, arg: usize) -> Result<i32> {
+    let flags = flags | k::CLONE_PARENT_SETTID | k::CLONE_CHILD_CLEARTID;
+    let top = (stack.addr() + stack.len()) & !63;
+    let t = tid.as_ptr() as usize;
+    // SAFETY: the stack is a live mapping the child alone uses; `tid` is in memory that
+    // outlives the child (the shared control page); the arch child path never returns into
+    // this frame.
+    let r = unsafe { crate::arch::clone(flags as usize, top, t, t, 0, entry, arg) };
+    super::check(r).map(|p| p as i32)
+}
+
+pub struct WaitStatus {
+    pub pid: i32,
+    pub status: i32,
+    pub maxrss_kb: u64,
+}
+
+impl WaitStatus {
+    pub fn signal(&self) -> Option<u32> {
+        let s = (self.status & 0x7f) as u32;
+        if s != 0 && s != 0x7f { Some(s) } else { None }
+    }
+    pub fn exit_code(&self) -> Option<i32> {
+        if self.status & 0x7f == 0 { Some((self.status >> 8) & 0xff) } else { None }
+    }
+}
+
+pub fn wait4(pid: i32, options: u32) -> Result<WaitStatus> {
+    let mut status: i32 = 0;
+    let mut ru = core::mem::MaybeUninit::<k::rusage>::zeroed();
+    loop {
+        // SAFETY: status and ru are writable and live across the call.
+        match sc!(k::__NR_wait4, pid, &mut status as *mut i32, options, ru.as_mut_ptr()) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(p) => {
+                // SAFETY: zeroed then filled by the kernel; plain integers.
+                let ru = unsafe { ru.assume_init() };
+                return Ok(WaitStatus { pid: p as i32, status, maxrss_kb: ru.ru_maxrss as u64 });
+            }
+        }
+    }
+}
+
+pub fn kill(pid: i32, sig: u32) -> Result<()> {
+    // SAFETY: plain integers.
+    sc!(k::__NR_kill, pid, sig).map(drop)
+}
+
+pub fn set_pdeathsig(sig: u32) -> Result<()> {
+    // SAFETY: plain integers.
+    sc!(k::__NR_prctl, linux_raw_sys::prctl::PR_SET_PDEATHSIG, sig).map(drop)
+}
+
+// ---- signals ----
+
+/// What a fault handler learns: the signal, si_code, the faulting address.
+#[derive(Clone, Copy)]
+pub struct Fault {
+    pub sig: u32,
+    pub code: i32,
+    pub addr: usize,
+}
+
+static FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static PENDING: AtomicU32 = AtomicU32::new(0);
+
+unsafe extern "C" fn on_fault(sig: i32, info: *mut k::siginfo, _ctx: *mut core::ffi::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler; for SIGBUS and
+    // SIGSEGV the _sigfault member is the live one.
+    let (code, addr) = unsafe {
+        let i = &(*info).__bindgen_anon_1.__bindgen_anon_1;
+        (i.si_code, i._sifields._sigfault._addr as usize)
+    };
+    let hook = FAULT_HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: FAULT_HOOK only ever holds a `fn(Fault)` stored by `on_faults`.
+        let f: fn(Fault) = unsafe { core::mem::transmute::<usize, fn(Fault)>(hook) };
+        f(Fault { sig: sig as u32, code, addr });
+    }
+    // The hook declined (not a racer): fall back to the default action and re-fault.
+    let _ = set_handler(sig as u32, 0, 0);
+}
+
+unsafe extern "C" fn on_term(sig: i32) {
+    PENDING.store(sig as u32, Ordering::Release);
+}
+
+fn set_handler(sig: u32, handler: usize, flags: u32) -> Result<()> {
+    let mut sa: k::kernel_sigaction = unsafe_zeroed();
+    // SAFETY: handler is 0 (SIG_DFL) or one of the extern "C" handlers above, whose
+    // argument lists the kernel honours for the given flags.
+    sa.sa_handler_kernel = unsafe { core::mem::transmute::<usize, k::__kernel_sighandler_t>(handler) };
+    sa.sa_flags = (flags | crate::arch::SA_RESTORER) as _;
+    // SAFETY: as above; the restorer is the arch's rt_sigreturn trampoline.
+    sa.sa_restorer = unsafe { core::mem::transmute::<usize, k::__sigrestore_t>(crate::arch::restore_rt as *const () as usize) };
+    // SAFETY: sa is a valid kernel_sigaction; no old action is requested.
+    sc!(k::__NR_rt_sigaction, sig, &sa as *const k::kernel_sigaction, 0usize, 8usize).map(drop)
+}
+
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for kernel structs made of integers and nullable pointers.
+    unsafe { core::mem::MaybeUninit::<T>::zeroed().assume_init() }
+}
+
+/// Route SIGBUS and SIGSEGV to `hook` (which ends the faulting racer, or returns to let the
+/// default action happen).
+pub fn on_faults(hook: fn(Fault)) -> Result<()> {
+    FAULT_HOOK.store(hook as *const () as usize, Ordering::Release);
+    for sig in [k::SIGBUS, k::SIGSEGV] {
+        set_handler(sig, on_fault as *const () as usize, k::SA_SIGINFO | k::SA_NODEFER)?;
+    }
+    Ok(())
+}
+
+pub const TERM_SIGNALS: [u32; 4] = [k::SIGINT, k::SIGTERM, k::SIGHUP, k::SIGQUIT];
+
+/// Turn the termination signals into a flag that the main flow polls, so that cleanup
+/// always runs in ordinary code. Interrupted waits return EINTR and see the flag.
+pub fn catch_termination() -> Result<()> {
+    for sig in TERM_SIGNALS {
+        set_handler(sig, on_term as *const () as usize, 0)?;
+    }
+    Ok(())
+}
+
+/// The termination signal received, if any.
+pub fn pending_signal() -> Option<u32> {
+    match PENDING.load(Ordering::Acquire) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Block (or unblock) the termination signals in the calling thread.
+pub fn block_termination(block: bool) -> Result<()> {
+    let mut set: u64 = 0;
+    for s in TERM_SIGNALS {
+        set |= 1 << (s - 1);
+    }
+    let how = if block { k::SIG_BLOCK } else { k::SIG_UNBLOCK };
+    // SAFETY: set is a valid 8-byte sigset.
+    sc!(k::__NR_rt_sigprocmask, how, &set as *const u64, 0usize, 8usize).map(drop)
+}
+
+// ---- scheduling ----
+
+/// The affinity mask of the calling thread, written into `buf`; returns its length in bytes.
+pub fn sched_getaffinity(buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: buf is writable for its length.
+    sc!(k::__NR_sched_getaffinity, 0, buf.len(), buf.as_mut_ptr())
+}
+
+pub fn sched_setaffinity(tid: i32, mask: &[u8]) -> Result<()> {
+    // SAFETY: mask is readable for its length.
+    sc!(k::__NR_sched_setaffinity, tid, mask.len(), mask.as_ptr()).map(drop)
+}
+
+pub fn getcpu() -> Result<u32> {
+    let mut cpu: u32 = 0;
+    // SAFETY: cpu is writable; node and cache are not requested.
+    sc!(k::__NR_getcpu, &mut cpu as *mut u32, 0usize, 0usize)?;
+    Ok(cpu)
+}
+
+pub fn set_fifo(priority: i32) -> Result<()> {
+    let prio = priority;
+    // SAFETY: sched_param is one int.
+    sc!(k::__NR_sched_setscheduler, 0, k::SCHED_FIFO, &prio as *const i32).map(drop)
+}
+
+pub fn set_normal() -> Result<()> {
+    let prio: i32 = 0;
+    // SAFETY: as set_fifo.
+    sc!(k::__NR_sched_setscheduler, 0, k::SCHED_NORMAL, &prio as *const i32).map(drop)
+}
+
+// ---- futexes (never private: the words live in memory shared between processes) ----
+
+/// Sleep while `*word == val`, at most `timeout_ns` (0 = no limit).
+pub fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: u64) -> Result<()> {
+    let ts = k::__kernel_timespec { tv_sec: (timeout_ns / 1_000_000_000) as _, tv_nsec: (timeout_ns % 1_000_000_000) as _ };
+    let tsp = if timeout_ns == 0 { 0 } else { &ts as *const _ as usize };
+    // SAFETY: word is a live aligned u32; ts outlives the call.
+    sc!(k::__NR_futex, word.as_ptr(), k::FUTEX_WAIT, val, tsp).map(drop)
+}
+
+pub fn futex_wake(word: &AtomicU32, n: u32) {
+    // SAFETY: word is a live aligned u32.
+    let _ = sc!(k::__NR_futex, word.as_ptr(), k::FUTEX_WAKE, n);
+}
+
+// ---- clocks ----
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = k::__kernel_timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is writable.
+    let _ = sc!(k::__NR_clock_gettime, k::CLOCK_MONOTONIC, &mut ts as *mut _);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn sleep_ns(ns: u64) {
+    let ts = k::__kernel_timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ };
+    // SAFETY: ts is readable; no remainder requested.
+    let _ = sc!(k::__NR_nanosleep, &ts as *const _, 0usize);
+}
+
+/// The kernel release (`uname -r`) into buf; returns its length.
+pub fn kernel_release(buf: &mut [u8; 65]) -> usize {
+    let mut u = [0u8; 390];
+    // SAFETY: new_utsname is 6 fields of 65 bytes.
+    if sc!(k::__NR_uname, u.as_mut_ptr()).is_err() {
+        return 0;
+    }
+    buf.copy_from_slice(&u[130..195]);
+    buf.iter().position(|&b| b == 0).unwrap_or(65)
+}

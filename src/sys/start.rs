@@ -1,0 +1,81 @@
+//! What the kernel hands a new process: argc, argv, envp and the aux vector, read once from
+//! the initial stack.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+static SP: AtomicUsize = AtomicUsize::new(0);
+
+/// The command line, as `&[u8]` words (Linux arguments need not be UTF-8).
+#[derive(Clone, Copy)]
+pub struct Args {
+    argc: usize,
+    argv: usize,
+}
+
+/// Record the initial stack pointer; `_start` calls this before anything else.
+pub fn init(sp: *const usize) -> Args {
+    SP.store(sp as usize, Ordering::Relaxed);
+    // SAFETY: at process entry sp points at argc followed by argv[argc], NULL.
+    let argc = unsafe { *sp };
+    Args { argc, argv: sp as usize + core::mem::size_of::<usize>() }
+}
+
+impl Args {
+    pub fn len(&self) -> usize {
+        self.argc
+    }
+    pub fn is_empty(&self) -> bool {
+        self.argc == 0
+    }
+    pub fn get(&self, i: usize) -> Option<&'static [u8]> {
+        if i >= self.argc {
+            return None;
+        }
+        // SAFETY: argv[i] for i < argc is a NUL-terminated string that lives as long as the
+        // process.
+        unsafe {
+            let p = *((self.argv + i * core::mem::size_of::<usize>()) as *const *const u8);
+            if p.is_null() {
+                return None;
+            }
+            Some(core::ffi::CStr::from_ptr(p as *const core::ffi::c_char).to_bytes())
+        }
+    }
+}
+
+/// An aux vector entry (AT_PAGESZ and friends), if the kernel gave one.
+pub fn auxv(key: usize) -> Option<usize> {
+    let sp = SP.load(Ordering::Relaxed);
+    if sp == 0 {
+        return None;
+    }
+    let w = core::mem::size_of::<usize>();
+    // SAFETY: the initial stack holds argc, argv..NULL, envp..NULL, then (key, value) pairs
+    // ending with AT_NULL; the kernel guarantees the terminators.
+    unsafe {
+        let argc = *(sp as *const usize);
+        let mut p = sp + w * (argc + 2);
+        while *(p as *const usize) != 0 {
+            p += w;
+        }
+        p += w;
+        loop {
+            let k = *(p as *const usize);
+            if k == 0 {
+                return None;
+            }
+            if k == key {
+                return Some(*((p + w) as *const usize));
+            }
+            p += 2 * w;
+        }
+    }
+}
+
+/// The base page size, from AT_PAGESZ: arm64 and ppc64 kernels may use 16K or 64K pages.
+pub fn page_size() -> usize {
+    match auxv(linux_raw_sys::auxvec::AT_PAGESZ as usize) {
+        Some(p) if p.is_power_of_two() => p,
+        _ => 4096,
+    }
+}
