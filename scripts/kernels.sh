@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The kernels the boot tests run, cached outside the clone.
+#
+#   scripts/kernels.sh ARCH     ARCH: amd64 | arm64 | ppc64el | ppc64be
+#
+# Prints the path of a bootable kernel image on stdout and exits 0. When no kernel can be had
+# (no registry and nothing cached, no linux-source), prints one line `SKIP: <reason>` and exits
+# 77; any other failure exits 1. Progress goes to stderr.
+#
+# amd64, arm64, ppc64el: Debian's kernel, found through the arch's linux-image-<arch>
+# metapackage every time (security updates rename the versioned package), fetched with
+# `apt-get download` and unpacked with `dpkg -x`. Every arch, the host's own included, gets an
+# apt state of its own under the cache (APT::Architecture, lists, archives, an empty dpkg
+# status), so the system's dpkg architectures and lists are never touched.
+#
+# ppc64be: Debian ships no big-endian ppc64 kernel. Build one from Debian's linux-source with
+# boot/ppc64be.config over allnoconfig and gcc-powerpc64-linux-gnu; the vmlinux is cached under
+# the source version and a hash of the config and this recipe.
+#
+# Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
+#   apt/<arch>/                  apt lists and downloaded .debs for that arch
+#   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package
+#   src/linux-source-<ver>/       the unpacked kernel source (ppc64be)
+#   build/ppc64be-<key>/          the object tree (O=), kept for incremental rebuilds
+#   kernels/ppc64be/<key>/vmlinux the built kernel
+set -euo pipefail
+
+CACHE=${HUGERACE_CACHE:-/var/cache/hugerace}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+ARCH=${1:?usage: kernels.sh amd64|arm64|ppc64el|ppc64be}
+
+log() { printf 'kernels[%s]: %s\n' "$ARCH" "$*" >&2; }
+skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
+
+mkdir -p "$CACHE"
+# One run per arch at a time: two `make test` runs must not unpack into the same place.
+exec 9>"$CACHE/.lock-$ARCH"
+flock 9
+
+# ---- Debian kernels ----
+
+apt_opts() {
+    local a=$1 d="$CACHE/apt/$1"
+    mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/state"
+    [ -e "$d/status" ] || : >"$d/status"
+    printf '%s\n' \
+        -o "APT::Architecture=$a" -o "APT::Architectures=$a" \
+        -o "Dir::State=$d/state" -o "Dir::State::Lists=$d/lists" \
+        -o "Dir::State::status=$d/status" -o "Dir::Cache=$d/cache" \
+        -o "APT::Sandbox::User=root" -o "Acquire::Retries=2" -o "Debug::NoLocking=1" \
+        -o "Acquire::Languages=none" -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false" \
+        -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
+}
+
+# The newest kernel image already unpacked for this arch, if any.
+cached_debian() {
+    local a=$1
+    ls -1d "$CACHE/kernels/$a"/linux-image-*/boot/vmlinu[xz]-* 2>/dev/null | sort -V | tail -n1
+}
+
+debian_kernel() {
+    local a=$1 meta=$2 opts pkg ver dir img
+    mapfile -t opts < <(apt_opts "$a")
+    log "apt-get update (own lists for $a)"
+    if ! apt-get "${opts[@]}" -qq update >"$CACHE/apt/$a/update.log" 2>&1; then
+        log "apt-get update failed: $(tail -n1 "$CACHE/apt/$a/update.log")"
+    fi
+    pkg=$(apt-cache "${opts[@]}" depends "$meta" 2>/dev/null |
+          sed -n 's/^ *Depends: \(linux-image-[^ ]*\).*/\1/p' | head -n1) || true
+    if [ -z "$pkg" ]; then
+        img=$(cached_debian "$a")
+        if [ -n "$img" ]; then
+            log "cannot resolve $meta (no registry?); using the cached $img"
+            echo "$img"; return 0
+        fi
+        skip "cannot resolve $meta through apt for $a and nothing is cached"
+    fi
+    ver=$(apt-cache "${opts[@]}" show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n1)
+    dir="$CACHE/kernels/$a/${pkg}_$ver"
+    if [ ! -e "$dir/.done" ]; then
+        log "$meta -> $pkg $ver: downloading"
+        rm -rf "$dir" "$dir.deb.d"
+        mkdir -p "$dir.deb.d"
+        if ! (cd "$dir.deb.d" && apt-get "${opts[@]}" -qq download "$pkg:$a") >&2; then
+            rm -rf "$dir.deb.d"
+            img=$(cached_debian "$a")
+            [ -n "$img" ] && { log "download failed; using the cached $img"; echo "$img"; return 0; }
+            skip "apt-get download $pkg:$a failed and nothing is cached"
+        fi
+        dpkg -x "$dir.deb.d"/*.deb "$dir"
+        rm -rf "$dir.deb.d"
+        touch "$dir/.done"
+    else
+        log "$meta -> $pkg $ver (cached)"
+    fi
+    img=$(ls -1 "$dir"/boot/vmlinu[xz]-* 2>/dev/null | head -n1)
+    [ -n "$img" ] || { log "no kernel image in $pkg"; exit 1; }
+    echo "$img"
+}
+
+# ---- the big-endian ppc64 kernel ----
+
+be_kernel() {
+    local frag="$HERE/boot/ppc64be.config" cc=powerpc64-linux-gnu- srcpkg ver tarball key hash
+    local src obj out
+    # Bump when the build recipe below changes in a way that changes the kernel.
+    local recipe="allnoconfig+KCONFIG_ALLCONFIG v1"
+    srcpkg=$(dpkg-query -W -f='${Depends}' linux-source 2>/dev/null | grep -o 'linux-source-[0-9.]*' | head -n1) || true
+    ver=$( [ -n "$srcpkg" ] && dpkg-query -W -f='${Version}' "$srcpkg" 2>/dev/null) || true
+    hash=$( { cat "$frag"; echo "$recipe"; } | sha256sum | cut -c1-12)
+    if [ -z "$ver" ]; then
+        out=$(ls -1d "$CACHE/kernels/ppc64be"/*-"$hash"/vmlinux 2>/dev/null | sort -V | tail -n1)
+        [ -n "$out" ] && { log "linux-source not installed; using the cached $out"; echo "$out"; return 0; }
+        skip "linux-source is not installed (make boot-deps) and no big-endian kernel is cached"
+    fi
+    key="$ver-$hash"
+    out="$CACHE/kernels/ppc64be/$key"
+    if [ -e "$out/vmlinux" ]; then
+        log "$srcpkg $ver, config $hash (cached)"
+        echo "$out/vmlinux"; return 0
+    fi
+    command -v "${cc}gcc" >/dev/null || skip "${cc}gcc is missing (make boot-deps)"
+    tarball=/usr/src/$srcpkg.tar.xz
+    [ -r "$tarball" ] || skip "$tarball is missing"
+    src="$CACHE/src/$srcpkg-$ver"
+    if [ ! -e "$src/.done" ]; then
+        log "unpacking $tarball"
+        rm -rf "$src" "$src.tmp"
+        mkdir -p "$src.tmp"
+        tar -xf "$tarball" -C "$src.tmp" --strip-components=1
+        mv "$src.tmp" "$src"
+        touch "$src/.done"
+    fi
+    obj="$CACHE/build/ppc64be-$key"
+    mkdir -p "$obj"
+    local mk=(make -s -C "$src" O="$obj" ARCH=powerpc CROSS_COMPILE="$cc")
+    log "configuring (allnoconfig + boot/ppc64be.config)"
+    "${mk[@]}" KCONFIG_ALLCONFIG="$frag" allnoconfig >&2
+    # Every symbol the fragment asks for must have survived Kconfig's dependencies.
+    local missing=""
+    while IFS= read -r line; do
+        case $line in CONFIG_*=*) grep -qx "$line" "$obj/.config" || missing+=" $line";; esac
+    done <"$frag"
+    [ -z "$missing" ] || { log "config lost:$missing"; exit 1; }
+    log "building vmlinux ($(nproc) jobs, niced)"
+    local t0=$SECONDS
+    nice -n 10 "${mk[@]}" -j"$(nproc)" vmlinux >&2
+    log "built in $((SECONDS - t0))s"
+    mkdir -p "$out"
+    cp "$obj/vmlinux" "$out/vmlinux.tmp"
+    cp "$obj/.config" "$out/config"
+    mv "$out/vmlinux.tmp" "$out/vmlinux"
+    echo "$out/vmlinux"
+}
+
+case $ARCH in
+    amd64) debian_kernel amd64 linux-image-amd64 ;;
+    arm64) debian_kernel arm64 linux-image-arm64 ;;
+    ppc64el) debian_kernel ppc64el linux-image-powerpc64le ;;
+    ppc64be) be_kernel ;;
+    *) echo "unknown arch $ARCH" >&2; exit 1 ;;
+esac
