@@ -1,6 +1,7 @@
 //! The typed syscall layer: every call returns `Result<T, Errno>`. All `unsafe` of the
 //! program lives here and in `arch`; the layers above are safe code.
 
+mod boot;
 pub mod errno;
 mod fs;
 pub mod memfns;
@@ -8,6 +9,7 @@ mod mem;
 mod proc;
 pub mod start;
 
+pub use boot::*;
 pub use errno::Errno;
 pub use fs::*;
 pub use mem::*;

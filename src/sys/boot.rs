@@ -1,0 +1,75 @@
+//! What PID-1 mode needs beyond the rest of `sys`: a plain fork, descriptor duplication,
+//! sync and power-off.
+
+use super::{k, sc, Errno, Result};
+
+/// Make `new` a copy of `old` (flags 0: the copy survives exec).
+pub fn dup3(old: i32, new: i32) -> Result<()> {
+    // SAFETY: plain integers.
+    sc!(k::__NR_dup3, old, new, 0).map(drop)
+}
+
+/// Flush every filesystem's dirty data.
+pub fn sync() {
+    // SAFETY: no arguments.
+    let _ = sc!(k::__NR_sync);
+}
+
+/// Power the machine off. Returns only on failure (not root, or the kernel refused).
+pub fn power_off() -> Errno {
+    // SAFETY: plain integers; the magic numbers are the kernel's.
+    match sc!(k::__NR_reboot, k::LINUX_REBOOT_MAGIC1, k::LINUX_REBOOT_MAGIC2, k::LINUX_REBOOT_CMD_POWER_OFF, 0) {
+        Ok(_) => Errno(0),
+        Err(e) => e,
+    }
+}
+
+/// Halt the machine: the fallback when power-off is refused.
+pub fn halt() -> Errno {
+    // SAFETY: as power_off.
+    match sc!(k::__NR_reboot, k::LINUX_REBOOT_MAGIC1, k::LINUX_REBOOT_MAGIC2, k::LINUX_REBOOT_CMD_HALT, 0) {
+        Ok(_) => Errno(0),
+        Err(e) => e,
+    }
+}
+
+/// Which side of a fork the caller is on.
+pub enum Forked {
+    Child,
+    Parent(i32),
+}
+
+/// fork(2): a child process with a copy of this address space, returning here on both sides.
+/// Call it only while the process has one thread.
+///
+/// clone3 has one argument layout on every arch; kernels before 5.3 lack it, and there the
+/// old clone is used, whose argument order differs (s390x takes the stack first) but which
+/// only needs the flags here.
+pub fn fork() -> Result<Forked> {
+    let mut args: k::clone_args = unsafe_zeroed_clone_args();
+    args.exit_signal = k::SIGCHLD as u64;
+    // SAFETY: args is a valid clone_args of the size passed; without CLONE_VM and with a zero
+    // stack the child runs on a copy-on-write copy of this stack, as after fork(2).
+    let r = sc!(k::__NR_clone3, &mut args as *mut k::clone_args, core::mem::size_of::<k::clone_args>());
+    let r = match r {
+        Err(Errno::ENOSYS) => {
+            #[cfg(target_arch = "s390x")]
+            // SAFETY: as above; s390x's clone takes (stack, flags).
+            let r = sc!(k::__NR_clone, 0, k::SIGCHLD, 0, 0, 0);
+            #[cfg(not(target_arch = "s390x"))]
+            // SAFETY: as above; flags first, every other argument zero.
+            let r = sc!(k::__NR_clone, k::SIGCHLD, 0, 0, 0, 0);
+            r
+        }
+        r => r,
+    };
+    match r? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+fn unsafe_zeroed_clone_args() -> k::clone_args {
+    // SAFETY: clone_args is a struct of u64 fields; all zeroes is valid.
+    unsafe { core::mem::MaybeUninit::<k::clone_args>::zeroed().assume_init() }
+}
