@@ -25,19 +25,28 @@ fn main() {
     // rust-lld); every cross target names rust-lld (or GNU ld for ELFv1) in .cargo/config.toml
     // and gets ld-style arguments directly.
     let via_cc = target == host && target.starts_with("x86_64");
-    let ld = |a: &str| {
-        if via_cc {
-            println!("cargo:rustc-link-arg-bins=-Wl,{a}");
-        } else {
-            println!("cargo:rustc-link-arg-bins={a}");
-        }
+    // The same arguments go to the examples (examples/archcheck.rs is another no-libc
+    // program, the arch layer's smoke test).
+    let arg = |a: &str| {
+        println!("cargo:rustc-link-arg-bins={a}");
+        println!("cargo:rustc-link-arg-examples={a}");
     };
+    let ld = |a: &str| if via_cc { arg(&format!("-Wl,{a}")) } else { arg(a) };
     if via_cc {
         for a in ["-nostartfiles", "-nostdlib", "-static"] {
-            println!("cargo:rustc-link-arg-bins={a}");
+            arg(a);
         }
     } else {
         ld("-static");
+    }
+    // Segment alignment: arm64 and ppc64 kernels may run 16K or 64K base pages, and exec
+    // refuses segments that are not congruent modulo the kernel's page size. 64K covers
+    // them all; the linker keeps the file small by shifting addresses, not padding the file.
+    let arch = target.split('-').next().unwrap_or("");
+    if !via_cc {
+        let page = if arch == "aarch64" || arch.starts_with("powerpc64") { 65536 } else { 4096 };
+        ld(&format!("-zmax-page-size={page}"));
+        ld(&format!("-zcommon-page-size={page}"));
     }
     ld("--gc-sections");
     ld("--build-id=none");

@@ -174,3 +174,12 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize
 
 /// The kernel requires a restorer here.
 pub const SA_RESTORER: u32 = linux_raw_sys::general::SA_RESTORER;
+
+/// Point a signal action's return path at `restore_rt`.
+pub fn set_restorer(sa: &mut linux_raw_sys::general::kernel_sigaction) {
+    sa.sa_flags |= SA_RESTORER as core::ffi::c_ulong;
+    // SAFETY: restore_rt has the shape the kernel jumps to on handler return.
+    sa.sa_restorer = unsafe {
+        core::mem::transmute::<usize, linux_raw_sys::general::__sigrestore_t>(restore_rt as *const () as usize)
+    };
+}

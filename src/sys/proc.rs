@@ -140,9 +140,8 @@ fn set_handler(sig: u32, handler: usize, flags: u32) -> Result<()> {
     // SAFETY: handler is 0 (SIG_DFL) or one of the extern "C" handlers above, whose
     // argument lists the kernel honours for the given flags.
     sa.sa_handler_kernel = unsafe { core::mem::transmute::<usize, k::__kernel_sighandler_t>(handler) };
-    sa.sa_flags = (flags | crate::arch::SA_RESTORER) as _;
-    // SAFETY: as above; the restorer is the arch's rt_sigreturn trampoline.
-    sa.sa_restorer = unsafe { core::mem::transmute::<usize, k::__sigrestore_t>(crate::arch::restore_rt as *const () as usize) };
+    sa.sa_flags = flags as _;
+    crate::arch::set_restorer(&mut sa);
     // SAFETY: sa is a valid kernel_sigaction; no old action is requested.
     sc!(k::__NR_rt_sigaction, sig, &sa as *const k::kernel_sigaction, 0usize, 8usize).map(drop)
 }
