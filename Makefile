@@ -32,3 +32,33 @@ size: build
 
 clean:
 	$(CARGO) clean
+
+# ---- boot: hugerace as /init in an initramfs, booted under QEMU (issue 5) -------------------
+# `make initramfs TARGET=<triple>` writes target/<triple>/initramfs.cpio.gz: /init (the binary)
+# plus /dev/console (char 5:1), /dev, /proc and /sys, as a gzip newc cpio, built without root.
+# `make boot-test` boots each machine of scripts/boot.sh; kernels are cached under
+# /var/cache/hugerace (scripts/kernels.sh). `make boot-deps` installs the Debian packages.
+BOOT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
+	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu
+INITRAMFS = target/$(TARGET)/initramfs.cpio.gz
+
+.PHONY: initramfs initramfs-all boot-deps kernels boot-test
+
+initramfs: build
+	python3 scripts/mkinitramfs.py $(BIN) $(INITRAMFS)
+
+initramfs-all:
+	@for t in $(BOOT_TARGETS); do $(MAKE) --no-print-directory initramfs TARGET=$$t || exit 1; done
+
+boot-deps:
+	scripts/boot-deps.sh
+
+# Fetch (or build) every kernel ahead of the boots; each prints its path or SKIP and why.
+kernels:
+	@for a in amd64 arm64 ppc64el ppc64be; do scripts/kernels.sh $$a || true; done
+
+boot-test: initramfs-all
+	scripts/boot.sh
+
+test: boot-test
+# ---- end boot ---------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Boot tests: real kernels under QEMU (TCG, 2 vCPUs) with hugerace as /init, the only file of
+# the initramfs. Each boot races every hugepage size the guest has, prints KTAP on the console
+# and powers the guest off.
+#
+#   scripts/boot.sh [MACHINE...]      default: every machine below
+#
+# Needs target/<triple>/initramfs.cpio.gz (`make initramfs TARGET=<triple>`) and a kernel from
+# scripts/kernels.sh (cached under /var/cache/hugerace). A machine whose kernel or QEMU cannot
+# be had is reported SKIP with the reason, never counted as passed.
+#
+# What a positive boot must show on its console:
+#   - an `ok` line (not `# SKIP`) for each expected size in both modes, shared and private;
+#   - no `not ok` line;
+#   - `hugerace: exit 0` as the last line hugerace printed;
+#   - the kernel's `reboot: Power down`, and QEMU ending by itself within the time limit.
+# The negative boot (--leave-free 0 --noreserve) must show `not ok`, a non-zero exit line, and
+# still power off.
+#
+# Consoles land in target/boot/<machine>.console, QEMU's own messages in <machine>.qemu.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+OUT=target/boot
+TIMEOUT=${BOOT_TIMEOUT:-300}
+mkdir -p "$OUT"
+
+ALL=(x86_64 x86_64-negative arm64 ppc64le-radix ppc64le-hash ppc64be)
+
+# Sets, for one machine: TRIPLE KARCH QEMU (array) CONSOLE APPEND ARGS SIZES EXPECT.
+machine() {
+    local pseries=(qemu-system-ppc64 -M pseries,cap-hpt-max-page-size=16M)
+    EXPECT=pass APPEND="" ARGS=""
+    case $1 in
+        x86_64)
+            TRIPLE=x86_64-unknown-linux-gnu KARCH=amd64 CONSOLE=ttyS0
+            QEMU=(qemu-system-x86_64 -cpu max -m 3072)
+            APPEND="hugepagesz=1G hugepages=1" SIZES="2M 1G" ;;
+        x86_64-negative)
+            TRIPLE=x86_64-unknown-linux-gnu KARCH=amd64 CONSOLE=ttyS0
+            QEMU=(qemu-system-x86_64 -cpu max -m 1024)
+            ARGS="--leave-free 0 --noreserve -s 2M" SIZES="2M" EXPECT=fail ;;
+        arm64)
+            TRIPLE=aarch64-unknown-linux-gnu KARCH=arm64 CONSOLE=ttyAMA0
+            # pauth-impdef: the same pointer authentication, far cheaper to emulate.
+            QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -m 3072)
+            APPEND="hugepagesz=1G hugepages=1" SIZES="64K 2M 32M 1G" ;;
+        ppc64le-radix)
+            TRIPLE=powerpc64le-unknown-linux-gnu KARCH=ppc64el CONSOLE=hvc0
+            QEMU=("${pseries[@]}" -m 3072)
+            APPEND="hugepagesz=1G hugepages=1" SIZES="2M 1G" ;;
+        ppc64le-hash)
+            TRIPLE=powerpc64le-unknown-linux-gnu KARCH=ppc64el CONSOLE=hvc0
+            QEMU=("${pseries[@]}" -m 1024)
+            APPEND="disable_radix" SIZES="16M" ;;
+        ppc64be)
+            TRIPLE=powerpc64-unknown-linux-gnu KARCH=ppc64be CONSOLE=hvc0
+            QEMU=("${pseries[@]}" -m 1024)
+            SIZES="16M" ;;
+        *) echo "unknown machine $1" >&2; return 1 ;;
+    esac
+}
+
+# The console with carriage returns and terminal escapes gone.
+clean() { tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
+
+# Kernel messages start with a [ timestamp ]; everything else on the console is hugerace's
+# (or firmware's, before the kernel).
+user_lines() { clean "$1" | grep -Ev '^\[ *[0-9]+\.[0-9]+\]'; }
+
+# Check one console; prints the reasons it fails, one per line; no output means it passed.
+verdict() {
+    local log=$1 rc=$2 last code s m
+    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "QEMU did not end within ${TIMEOUT}s (killed)"
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] && echo "QEMU exited with status $rc"
+    clean "$log" | grep -q 'Kernel panic' && echo "the kernel panicked: $(clean "$log" | grep -m1 'Kernel panic')"
+    clean "$log" | grep -q 'reboot: Power down' || echo "no 'reboot: Power down' on the console"
+    last=$(user_lines "$log" | grep -v '^[[:space:]]*$' | tail -n1)
+    if [[ $last =~ ^hugerace:\ exit\ (-?[0-9]+)$ ]]; then
+        code=${BASH_REMATCH[1]}
+    else
+        echo "the last line hugerace printed is not 'hugerace: exit N': '$last'"
+        code=""
+    fi
+    if [ "$EXPECT" = pass ]; then
+        [ "$code" = 0 ] || { [ -n "$code" ] && echo "hugerace: exit $code, wanted 0"; }
+        clean "$log" | grep -E '^not ok ' | sed 's/^/failed: /'
+        for s in $SIZES; do
+            for m in shared private; do
+                clean "$log" | grep -E "^ok [0-9]+ " | grep -v '# SKIP' | grep -w -- "$m" | grep -qw -- "$s" ||
+                    echo "no passing '$m $s' result"
+            done
+        done
+    else
+        clean "$log" | grep -qE '^not ok ' || echo "no 'not ok' line: the negative control did not fail"
+        [ -n "$code" ] && [ "$code" = 0 ] && echo "hugerace: exit 0, wanted a failure status"
+    fi
+}
+
+passed=0 failed=0 skipped=0
+summary=()
+for name in "${@:-${ALL[@]}}"; do
+    machine "$name" || { failed=$((failed + 1)); continue; }
+    console="$OUT/$name.console"
+    rm -f "$console" "$OUT/$name.qemu"
+    initrd="target/$TRIPLE/initramfs.cpio.gz"
+    t0=$(date +%s.%N)
+    if ! command -v "${QEMU[0]}" >/dev/null; then
+        result="SKIP" why="${QEMU[0]} is not installed (make boot-deps)"
+    elif ! kernel=$(scripts/kernels.sh "$KARCH" 2>"$OUT/$name.kernel.log"); then
+        if [[ $kernel == SKIP:* ]]; then
+            result="SKIP" why="${kernel#SKIP: }"
+        else
+            result="FAIL" why="no kernel: $(tail -n1 "$OUT/$name.kernel.log")"
+        fi
+    elif [ ! -r "$initrd" ]; then
+        result="FAIL" why="$initrd is missing (make initramfs TARGET=$TRIPLE)"
+    else
+        t0=$(date +%s.%N)
+        append="console=$CONSOLE quiet panic=-1 $APPEND${ARGS:+ -- $ARGS}"
+        timeout -k 10 "$TIMEOUT" "${QEMU[@]}" -accel tcg -smp 2 -nographic -no-reboot \
+            -monitor none -serial "file:$console" \
+            -kernel "$kernel" -initrd "$initrd" -append "$append" \
+            </dev/null >"$OUT/$name.qemu" 2>&1
+        rc=$?
+        reasons=$(verdict "$console" "$rc")
+        if [ -z "$reasons" ]; then result="PASS" why=""; else result="FAIL" why=$reasons; fi
+    fi
+    dt=$(echo "$(date +%s.%N) - $t0" | bc)
+    printf -v dt '%.1f' "$dt"
+    echo "== boot $name ($TRIPLE, kernel $KARCH): $result in ${dt}s"
+    [ -n "${kernel:-}" ] && [ -e "${kernel:-/nonexistent}" ] && echo "   kernel: $kernel"
+    [ -n "$why" ] && printf '   %s\n' "$why" | sed 's/^   /   reason: /'
+    if [ -e "$console" ]; then
+        echo "   console ($console), hugerace's lines:"
+        user_lines "$console" | grep -E '^(KTAP|1\.\.|ok |not ok |# |hugerace:)' | sed 's/^/     | /'
+        clean "$console" | grep -E 'reboot: Power down|Kernel panic' | sed 's/^/     | /'
+    fi
+    case $result in
+        PASS) passed=$((passed + 1)) ;;
+        SKIP) skipped=$((skipped + 1)) ;;
+        *) failed=$((failed + 1)) ;;
+    esac
+    summary+=("$(printf '%-16s %-4s %6ss' "$name" "$result" "$dt")")
+    unset kernel
+done
+echo
+printf '%s\n' "${summary[@]}"
+echo "boot: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
