@@ -41,12 +41,23 @@ fn main() {
     }
     // Segment alignment: arm64 and ppc64 kernels may run 16K or 64K base pages, and exec
     // refuses segments that are not congruent modulo the kernel's page size. 64K covers
-    // them all; the linker keeps the file small by shifting addresses, not padding the file.
+    // them all. The common page size stays at the linker's default (4K), so that segments
+    // are placed by shifting addresses instead of padding the file to 64K boundaries.
     let arch = target.split('-').next().unwrap_or("");
     if !via_cc {
         let page = if arch == "aarch64" || arch.starts_with("powerpc64") { 65536 } else { 4096 };
         ld(&format!("-zmax-page-size={page}"));
-        ld(&format!("-zcommon-page-size={page}"));
+    }
+    // Nothing unwinds (panic = "abort"), yet core arrives with unwind tables: drop them.
+    // The script only adds a /DISCARD/ rule to the linker's default layout (INSERT).
+    let script = std::path::Path::new(&env::var("OUT_DIR").unwrap_or_default()).join("discard-eh.ld");
+    if std::fs::write(
+        &script,
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.gcc_except_table .gcc_except_table.*) } }\nINSERT AFTER .text;\n",
+    )
+    .is_ok()
+    {
+        ld(&format!("-T{}", script.display()));
     }
     ld("--gc-sections");
     ld("--build-id=none");
