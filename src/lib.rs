@@ -1,11 +1,22 @@
 //! hugerace: a reproducer for the Linux hugetlb alloc-instantiate race.
 //!
-//! Layers, top to bottom: `run` (one whole invocation) over `cli`, `report`, `race`, `pool`,
-//! `hugefile`, `cpus` and `out`; then `sys`, the typed syscalls; then `arch`, the per-arch asm.
-//! `parse` holds the pure text parsers.
+//! Layers, top to bottom, each using only those below it:
+//! - `run`: one whole invocation;
+//! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `stats`, `out`: the steps;
+//! - `parse`: pure parsers of /proc, /sys and command-line text;
+//! - `sys`: typed syscalls returning `Result<T, Errno>` (with `arch`, the only `unsafe`);
+//! - `arch`: the syscall instruction, `_start`, clone, the signal restorer, the cycle counter.
 #![cfg_attr(not(test), no_std)]
 
 pub mod arch;
+pub mod cli;
+pub mod cpus;
+pub mod hugefile;
 pub mod out;
 pub mod parse;
+pub mod pool;
+pub mod race;
+pub mod report;
+pub mod run;
+pub mod stats;
 pub mod sys;

@@ -1,4 +1,4 @@
-//! The binary: `_start`, the panic handler, and a hand-off to `hugerace::run`.
+//! The binary: `_start`, the panic handler, and the hand-off to `hugerace::run`.
 #![no_std]
 #![no_main]
 
@@ -7,10 +7,8 @@ hugerace::mem_functions!();
 
 extern "C" fn start(sp: *const usize) -> ! {
     let args = hugerace::sys::start::init(sp);
-    let mut l = hugerace::out::Line::new();
-    l.s("hugerace: ").u(args.len() as u64).s(" args, page ").u(hugerace::sys::start::page_size() as u64).c(b'\n');
-    l.emit(1);
-    hugerace::sys::exit_group(0)
+    let cfg = hugerace::run::defaults(&args);
+    hugerace::sys::exit_group(hugerace::run::main(args, cfg))
 }
 
 #[panic_handler]

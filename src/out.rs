@@ -89,6 +89,21 @@ impl Line {
         }
         self
     }
+    /// A user-given argument, shown safely: printable ASCII as is, other bytes as \xNN, and
+    /// cut after 80 bytes.
+    pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        for &c in a.iter().take(80) {
+            if (0x20..0x7f).contains(&c) {
+                self.c(c);
+            } else {
+                self.s("\\x").c(b"0123456789abcdef"[(c >> 4) as usize]).c(b"0123456789abcdef"[(c & 15) as usize]);
+            }
+        }
+        if a.len() > 80 {
+            self.s("...");
+        }
+        self
+    }
     /// An errno by name (ENOMEM), or its number when unnamed.
     pub fn errno(&mut self, e: sys::Errno) -> &mut Self {
         match e.name() {

@@ -175,3 +175,48 @@ pub fn ioctl_is_tty(fd: i32) -> bool {
     // SAFETY: TCGETS writes a termios (60 bytes on every arch) into t.
     sc!(k::__NR_ioctl, fd, linux_raw_sys::ioctl::TCGETS, t.as_mut_ptr()).is_ok()
 }
+
+/// A path assembled on the stack, always NUL-terminated. Overlong paths are refused.
+pub struct PathBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Default for PathBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PathBuf {
+    pub const fn new() -> PathBuf {
+        PathBuf { buf: [0; 256], len: 0 }
+    }
+    pub fn from(parts: &[&[u8]]) -> Result<PathBuf> {
+        let mut p = PathBuf::new();
+        for part in parts {
+            p.push(part)?;
+        }
+        Ok(p)
+    }
+    pub fn push(&mut self, s: &[u8]) -> Result<&mut Self> {
+        if s.contains(&0) || self.len + s.len() >= self.buf.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+        self.buf[self.len] = 0;
+        Ok(self)
+    }
+    pub fn push_u64(&mut self, v: u64) -> Result<&mut Self> {
+        let mut l = crate::out::Line::new();
+        l.u(v);
+        self.push(l.as_bytes())
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    pub fn cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.buf).unwrap_or(c"")
+    }
+}

@@ -76,6 +76,12 @@ impl Mapping {
     }
 
     /// The mapping's bytes. Only for memory this process alone writes (anonymous private).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: live mapping of len bytes; writers need &mut self.
+        unsafe { core::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+
+    /// As `bytes`, writable.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: live mapping of len bytes, borrowed mutably through &mut self.
         unsafe { core::slice::from_raw_parts_mut(self.addr as *mut u8, self.len) }

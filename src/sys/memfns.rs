@@ -1,4 +1,4 @@
-//! memcpy, memmove, memset, memcmp and bcmp for the binary: the compiler emits calls to
+//! memcpy, memmove, memset, memcmp, bcmp and strlen for the binary: the compiler emits calls to
 //! them and there is no libc to provide them. Expanded by `main.rs` only, so the host's test
 //! builds keep libc's. Volatile accesses stop the optimiser from turning the loops back into
 //! calls to the very functions they define.
@@ -34,6 +34,11 @@ macro_rules! mem_functions {
         unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
             // SAFETY: both ranges are readable for n bytes.
             unsafe { $crate::sys::memfns::compare(a, b, n) }
+        }
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn strlen(s: *const u8) -> usize {
+            // SAFETY: s is NUL-terminated.
+            unsafe { $crate::sys::memfns::length(s) }
         }
         #[unsafe(no_mangle)]
         unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
@@ -81,4 +86,15 @@ pub unsafe fn compare(a: *const u8, b: *const u8, n: usize) -> i32 {
         }
     }
     0
+}
+
+/// # Safety
+/// s is NUL-terminated.
+pub unsafe fn length(s: *const u8) -> usize {
+    let mut n = 0;
+    // SAFETY: every byte up to the NUL is readable.
+    while unsafe { core::ptr::read_volatile(s.add(n)) } != 0 {
+        n += 1;
+    }
+    n
 }

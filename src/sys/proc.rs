@@ -43,18 +43,42 @@ pub const THREAD_FLAGS: u32 = k::CLONE_VM
     | k::CLONE_THREAD
     | k::CLONE_SYSVSEM;
 
+/// What the child finds at the top of its stack: whom to call, with what.
+struct Launch<T> {
+    f: fn(usize, &T) -> usize,
+    arg: *const T,
+    idx: usize,
+}
+
+extern "C" fn launch<T>(p: usize) -> usize {
+    // SAFETY: p is the Launch<T> that `spawn` wrote at the top of this child's stack, and
+    // `spawn`'s contract keeps *arg alive for the child's whole life.
+    let l = unsafe { &*(p as *const Launch<T>) };
+    (l.f)(l.idx, unsafe { &*l.arg })
+}
+
 /// Start a child (a thread with THREAD_FLAGS, or a process with SIGCHLD) that runs
-/// `entry(arg)` on `stack` and exits with its return value. The kernel stores the child's tid
-/// in `tid`, and clears it and futex-wakes it when the child exits (CLONE_CHILD_CLEARTID),
-/// which is how the parent joins threads and processes alike.
-pub fn spawn(flags: u32, stack: &Mapping, tid: &AtomicU32, entry: extern "C" fn(usize) -> usize, arg: usize) -> Result<i32> {
+/// `f(idx, arg)` on `stack` and exits with its return value. The kernel stores the child's
+/// tid in `tid`, and clears it and futex-wakes it when the child exits
+/// (CLONE_CHILD_CLEARTID): that is how the parent joins threads and processes alike.
+///
+/// The caller must keep `arg`, the stacks and `tid` alive until the child is gone (a process
+/// child has its own copy of `arg` and its stack; `tid` must be in shared memory).
+/// Reached through `Stacks::spawn`, which owns the stack range.
+fn spawn_at<T: Sync>(lo: usize, len: usize, flags: u32, tid: &AtomicU32, f: fn(usize, &T) -> usize, arg: &T, idx: usize) -> Result<i32> {
     let flags = flags | k::CLONE_PARENT_SETTID | k::CLONE_CHILD_CLEARTID;
-    let top = (stack.addr() + stack.len()) & !63;
+    let top = lo + len;
+    let rec = (top - core::mem::size_of::<Launch<T>>()) & !63;
+    if rec < lo + 8192 {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: rec lies inside the stack mapping, is aligned, and nothing else uses it yet.
+    unsafe { core::ptr::write(rec as *mut Launch<T>, Launch { f, arg: arg as *const T, idx }) };
+    let sp = (rec - 64) & !15;
     let t = tid.as_ptr() as usize;
-    // SAFETY: the stack is a live mapping the child alone uses; `tid` is in memory that
-    // outlives the child (the shared control page); the arch child path never returns into
-    // this frame.
-    let r = unsafe { crate::arch::clone(flags as usize, top, t, t, 0, entry, arg) };
+    // SAFETY: the stack is a live mapping the child alone uses; `tid` outlives the child;
+    // the arch child path never returns into this frame.
+    let r = unsafe { crate::arch::clone(flags as usize, sp, t, t, 0, launch::<T>, rec) };
     super::check(r).map(|p| p as i32)
 }
 
@@ -91,6 +115,17 @@ pub fn wait4(pid: i32, options: u32) -> Result<WaitStatus> {
     }
 }
 
+/// Whether child `pid` has ended (it stays a zombie until `wait4` reaps it).
+pub fn child_exited(pid: i32) -> bool {
+    let mut info: k::siginfo = unsafe_zeroed();
+    // SAFETY: info is a writable siginfo; no rusage is asked for.
+    let r = sc!(k::__NR_waitid, k::P_PID, pid, &mut info as *mut k::siginfo, k::WEXITED | k::WNOHANG | k::WNOWAIT | k::__WALL, 0usize);
+    // SAFETY: for waitid the kernel fills the _sigchld member (or leaves it zeroed).
+    let waitable = unsafe { info.__bindgen_anon_1.__bindgen_anon_1._sifields._sigchld._pid } != 0;
+    // An error (ECHILD) means it is already reaped.
+    r.is_err() || waitable
+}
+
 pub fn kill(pid: i32, sig: u32) -> Result<()> {
     // SAFETY: plain integers.
     sc!(k::__NR_kill, pid, sig).map(drop)
@@ -111,7 +146,16 @@ pub struct Fault {
     pub addr: usize,
 }
 
+static FAULT_CTX: AtomicUsize = AtomicUsize::new(0);
 static FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static FAULT_SHIM: AtomicUsize = AtomicUsize::new(0);
+
+fn shim<T>(ctx: usize, hook: usize, f: Fault) {
+    // SAFETY: ctx and hook were stored together by `on_faults::<T>` from a live &T and a
+    // fn(&T, Fault); `on_faults`'s contract keeps the &T alive while the handler is set.
+    let hook = unsafe { core::mem::transmute::<usize, fn(&T, Fault)>(hook) };
+    hook(unsafe { &*(ctx as *const T) }, f)
+}
 static PENDING: AtomicU32 = AtomicU32::new(0);
 
 unsafe extern "C" fn on_fault(sig: i32, info: *mut k::siginfo, _ctx: *mut core::ffi::c_void) {
@@ -121,11 +165,11 @@ unsafe extern "C" fn on_fault(sig: i32, info: *mut k::siginfo, _ctx: *mut core::
         let i = &(*info).__bindgen_anon_1.__bindgen_anon_1;
         (i.si_code, i._sifields._sigfault._addr as usize)
     };
-    let hook = FAULT_HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: FAULT_HOOK only ever holds a `fn(Fault)` stored by `on_faults`.
-        let f: fn(Fault) = unsafe { core::mem::transmute::<usize, fn(Fault)>(hook) };
-        f(Fault { sig: sig as u32, code, addr });
+    let s = FAULT_SHIM.load(Ordering::Acquire);
+    if s != 0 {
+        // SAFETY: FAULT_SHIM only ever holds a `shim::<T>` stored by `on_faults::<T>`.
+        let s = unsafe { core::mem::transmute::<usize, fn(usize, usize, Fault)>(s) };
+        s(FAULT_CTX.load(Ordering::Acquire), FAULT_HOOK.load(Ordering::Acquire), Fault { sig: sig as u32, code, addr });
     }
     // The hook declined (not a racer): fall back to the default action and re-fault.
     let _ = set_handler(sig as u32, 0, 0);
@@ -151,14 +195,24 @@ fn unsafe_zeroed<T>() -> T {
     unsafe { core::mem::MaybeUninit::<T>::zeroed().assume_init() }
 }
 
-/// Route SIGBUS and SIGSEGV to `hook` (which ends the faulting racer, or returns to let the
-/// default action happen).
-pub fn on_faults(hook: fn(Fault)) -> Result<()> {
+/// Route SIGBUS and SIGSEGV to `hook(ctx, fault)`, which ends the faulting racer, or returns
+/// to let the default action happen. `ctx` must stay alive until `default_faults`.
+pub fn on_faults<T: Sync>(ctx: &T, hook: fn(&T, Fault)) -> Result<()> {
+    FAULT_CTX.store(ctx as *const T as usize, Ordering::Release);
     FAULT_HOOK.store(hook as *const () as usize, Ordering::Release);
+    FAULT_SHIM.store(shim::<T> as *const () as usize, Ordering::Release);
     for sig in [k::SIGBUS, k::SIGSEGV] {
         set_handler(sig, on_fault as *const () as usize, k::SA_SIGINFO | k::SA_NODEFER)?;
     }
     Ok(())
+}
+
+/// Back to the default action for SIGBUS and SIGSEGV.
+pub fn default_faults() {
+    FAULT_SHIM.store(0, Ordering::Release);
+    for sig in [k::SIGBUS, k::SIGSEGV] {
+        let _ = set_handler(sig, 0, 0);
+    }
 }
 
 pub const TERM_SIGNALS: [u32; 4] = [k::SIGINT, k::SIGTERM, k::SIGHUP, k::SIGQUIT];
@@ -262,4 +316,38 @@ pub fn kernel_release(buf: &mut [u8; 65]) -> usize {
     }
     buf.copy_from_slice(&u[130..195]);
     buf.iter().position(|&b| b == 0).unwrap_or(65)
+}
+
+/// Stacks for `n` children in one mapping, each with a PROT_NONE guard page at its low end
+/// so that an overflow faults instead of running into a neighbour's stack.
+pub struct Stacks {
+    map: Mapping,
+    each: usize,
+}
+
+impl Stacks {
+    pub fn new(n: usize, each: usize) -> Result<Stacks> {
+        let page = super::start::page_size();
+        let each = each.next_multiple_of(page);
+        let map = Mapping::anon(n.checked_mul(each).ok_or(Errno::ENOMEM)?, false)?;
+        for i in 0..n {
+            // SAFETY: the guard page lies inside our own mapping.
+            sc!(k::__NR_mprotect, map.addr() + i * each, page, k::PROT_NONE)?;
+        }
+        Ok(Stacks { map, each })
+    }
+
+    /// As `spawn`, on the i-th stack.
+    pub fn spawn<T: Sync>(&self, i: usize, flags: u32, tid: &AtomicU32, f: fn(usize, &T) -> usize, arg: &T) -> Result<i32> {
+        if (i + 1) * self.each > self.map.len() {
+            return Err(Errno::EINVAL);
+        }
+        spawn_at(self.map.addr() + i * self.each, self.each, flags, tid, f, arg, i)
+    }
+
+    /// Keep the stacks mapped for the rest of the process's life (a child we could not join
+    /// may still be on one).
+    pub fn leak(self) {
+        self.map.leak()
+    }
 }

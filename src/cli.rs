@@ -1,0 +1,386 @@
+//! The command line: one table of options drives both parsing and `--help`.
+
+use crate::parse;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Ltp,
+    Ktap,
+    Json,
+    Hugetlbfs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PageSel {
+    Default,
+    All,
+    Size(u64),
+}
+
+/// How many racers: a number, or one per allowed CPU.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Racers {
+    Count(u32),
+    All,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub shared: bool,
+    pub private: bool,
+    pub pagesize: PageSel,
+    pub racers: Racers,
+    /// `-c`: an explicit CPU list, kept as text and validated here.
+    pub cpus: Option<&'static [u8]>,
+    pub iterations: u64,
+    pub duration_s: u64,
+    pub rt: bool,
+    pub noreserve: bool,
+    pub leave_free: u64,
+    pub no_pool_change: bool,
+    pub hugetlbfs: Option<&'static [u8]>,
+    pub no_memfd: bool,
+    pub format: Format,
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            shared: true,
+            private: true,
+            pagesize: PageSel::Default,
+            racers: Racers::Count(2),
+            cpus: None,
+            iterations: 1,
+            duration_s: 0,
+            rt: false,
+            noreserve: false,
+            leave_free: 1,
+            no_pool_change: false,
+            hugetlbfs: None,
+            no_memfd: false,
+            format: Format::Ltp,
+            verbose: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Action {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// A usage error: the message and the argument it is about.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Error {
+    pub msg: &'static str,
+    pub arg: &'static [u8],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Key {
+    Mode,
+    PageSize,
+    Racers,
+    Cpus,
+    Iterations,
+    Duration,
+    Rt,
+    NoReserve,
+    LeaveFree,
+    NoPoolChange,
+    Hugetlbfs,
+    NoMemfd,
+    Format,
+    Verbose,
+    Help,
+    Version,
+}
+
+pub struct Opt {
+    pub key: Key,
+    pub short: u8,
+    pub long: &'static str,
+    /// The value's name in help, or "" for a flag.
+    pub value: &'static str,
+    pub help: &'static str,
+    /// Help groups: 0 what to race, 1 how, 2 pool and files, 3 output.
+    pub group: u8,
+}
+
+pub const GROUPS: [&str; 4] = ["What to race", "How to race", "Pool and files", "Output"];
+
+pub const OPTIONS: &[Opt] = &[
+    Opt { key: Key::Mode, short: b'm', long: "mode", value: "MODE", group: 0,
+          help: "shared (processes, MAP_SHARED), private (threads, MAP_PRIVATE) or both [both]" },
+    Opt { key: Key::PageSize, short: b's', long: "pagesize", value: "SIZE", group: 0,
+          help: "hugepage size (2M, 1G, 64K, 16M...) or all [the default size]" },
+    Opt { key: Key::Racers, short: b'n', long: "racers", value: "N", group: 1,
+          help: "racers, each on its own allowed CPU, or all [2]" },
+    Opt { key: Key::Cpus, short: b'c', long: "cpus", value: "LIST", group: 1,
+          help: "CPUs to pin the racers to, e.g. 2,5 or 0-3 [distinct cores first]" },
+    Opt { key: Key::Iterations, short: b'i', long: "iterations", value: "N", group: 1,
+          help: "races per mode and size [1]" },
+    Opt { key: Key::Duration, short: b'I', long: "duration", value: "SECONDS", group: 1,
+          help: "race for this long instead of a count" },
+    Opt { key: Key::Rt, short: 0, long: "rt", value: "", group: 1,
+          help: "spin the racers at SCHED_FIFO priority 1 where permitted" },
+    Opt { key: Key::NoReserve, short: 0, long: "noreserve", value: "", group: 2,
+          help: "map the contested page MAP_NORESERVE" },
+    Opt { key: Key::LeaveFree, short: 0, long: "leave-free", value: "N", group: 2,
+          help: "hugepages left free for the race [1]; 0 with --noreserve must fail" },
+    Opt { key: Key::NoPoolChange, short: 0, long: "no-pool-change", value: "", group: 2,
+          help: "never write nr_hugepages; TCONF if the pool is too small" },
+    Opt { key: Key::Hugetlbfs, short: 0, long: "hugetlbfs", value: "DIR", group: 2,
+          help: "use this hugetlbfs mount instead of memfd_create" },
+    Opt { key: Key::NoMemfd, short: 0, long: "no-memfd", value: "", group: 2,
+          help: "skip memfd_create, as on kernels before 4.14" },
+    Opt { key: Key::Format, short: b'f', long: "format", value: "FMT", group: 3,
+          help: "ltp, ktap, json or hugetlbfs [ltp]" },
+    Opt { key: Key::Verbose, short: b'v', long: "verbose", value: "", group: 3,
+          help: "say more about the setup" },
+    Opt { key: Key::Help, short: b'h', long: "help", value: "", group: 3,
+          help: "this help" },
+    Opt { key: Key::Version, short: b'V', long: "version", value: "", group: 3,
+          help: "version, target and commit" },
+];
+
+pub const EXAMPLES: &[&str] = &[
+    "hugerace                      both modes once on the default size (root raises the pool)",
+    "hugerace -s all -i 1000       every size the machine has, 1000 races each",
+    "hugerace shared -f ktap       the shared race, reported as KTAP",
+];
+
+/// Upper bounds that keep arithmetic far from overflow; beyond them a value is refused.
+const MAX_COUNT: u64 = 1 << 40;
+const MAX_RACERS: u64 = 65536;
+const MAX_CPU: u32 = 1 << 20;
+
+/// Parse the words after argv[0]. `words` yields each argument once, in order.
+pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result<Action, Error> {
+    let mut cfg = base;
+    let mut seen: u32 = 0;
+    let mut words = words;
+    let mut only_positional = false;
+    while let Some(w) = words.next() {
+        let (opt, inline): (&Opt, Option<&'static [u8]>) = if only_positional || !w.starts_with(b"-") || w == b"-" {
+            positional(&mut cfg, &mut seen, w)?;
+            continue;
+        } else if w == b"--" {
+            only_positional = true;
+            continue;
+        } else if let Some(long) = w.strip_prefix(b"--") {
+            let (name, val) = match long.iter().position(|&c| c == b'=') {
+                Some(p) => (&long[..p], Some(&long[p + 1..])),
+                None => (long, None),
+            };
+            let o = OPTIONS.iter().find(|o| o.long.as_bytes() == name).ok_or(Error { msg: "unknown option", arg: w })?;
+            (o, val)
+        } else {
+            let o = OPTIONS.iter().find(|o| o.short != 0 && o.short == w[1]).ok_or(Error { msg: "unknown option", arg: w })?;
+            (o, if w.len() > 2 { Some(&w[2..]) } else { None })
+        };
+        let bit = 1u32 << (opt.key as u32);
+        if seen & bit != 0 {
+            return Err(Error { msg: "option given twice", arg: w });
+        }
+        seen |= bit;
+        let val = if opt.value.is_empty() {
+            if inline.is_some() {
+                return Err(Error { msg: "option takes no value", arg: w });
+            }
+            b"" as &[u8]
+        } else {
+            match inline {
+                Some(v) => v,
+                None => words.next().ok_or(Error { msg: "missing value for", arg: w })?,
+            }
+        };
+        match apply(&mut cfg, opt.key, val, w)? {
+            Some(a) => return Ok(a),
+            None => {}
+        }
+    }
+    if cfg.leave_free == 0 && !cfg.noreserve {
+        // Without MAP_NORESERVE the kernel refuses to map a page it cannot reserve, so the
+        // run could only end in TBROK: say so now.
+        return Err(Error { msg: "needs --noreserve (nothing could be reserved)", arg: b"--leave-free 0" });
+    }
+    Ok(Action::Run(cfg))
+}
+
+fn positional(cfg: &mut Config, seen: &mut u32, w: &'static [u8]) -> Result<(), Error> {
+    let bit = 1u32 << (Key::Mode as u32);
+    if *seen & bit != 0 {
+        return Err(Error { msg: "mode given twice", arg: w });
+    }
+    *seen |= bit;
+    set_mode(cfg, w).ok_or(Error { msg: "unknown argument (a mode is shared, private or both)", arg: w })
+}
+
+fn set_mode(cfg: &mut Config, w: &[u8]) -> Option<()> {
+    (cfg.shared, cfg.private) = match w {
+        b"shared" => (true, false),
+        b"private" => (false, true),
+        b"both" => (true, true),
+        _ => return None,
+    };
+    Some(())
+}
+
+fn count(val: &'static [u8], opt: &'static [u8], max: u64, zero_ok: bool) -> Result<u64, Error> {
+    match parse::u64_dec(val) {
+        Some(v) if v > max => Err(Error { msg: "value too large for", arg: opt }),
+        Some(0) if !zero_ok => Err(Error { msg: "value must be at least 1 for", arg: opt }),
+        Some(v) => Ok(v),
+        None if val.is_empty() => Err(Error { msg: "empty value for", arg: opt }),
+        None => Err(Error { msg: "not a number", arg: val }),
+    }
+}
+
+fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> Result<Option<Action>, Error> {
+    match key {
+        Key::Mode => set_mode(cfg, val).ok_or(Error { msg: "mode must be shared, private or both", arg: val })?,
+        Key::PageSize => {
+            cfg.pagesize = if val == b"all" {
+                PageSel::All
+            } else {
+                PageSel::Size(parse::size(val).ok_or(Error { msg: "not a page size (2M, 1G, 64K... a power of two)", arg: val })?)
+            }
+        }
+        Key::Racers => {
+            cfg.racers = if val == b"all" {
+                Racers::All
+            } else {
+                let n = count(val, opt, MAX_RACERS, false)?;
+                if n < 2 {
+                    return Err(Error { msg: "a race needs at least 2 racers", arg: val });
+                }
+                Racers::Count(n as u32)
+            }
+        }
+        Key::Cpus => {
+            let n = parse::cpu_list(val, MAX_CPU, |_| {}).ok_or(Error { msg: "not a CPU list (like 2,5 or 0-3)", arg: val })?;
+            if n < 2 {
+                return Err(Error { msg: "a race needs at least 2 CPUs", arg: val });
+            }
+            let mut dup = false;
+            let mut prev: Option<u32> = None;
+            let _ = parse::cpu_list(val, MAX_CPU, |c| {
+                // Duplicates anywhere are found by the racers' pinning later; adjacent ones
+                // (and overlapping ranges) are caught here, which covers the common typo.
+                dup |= prev == Some(c);
+                prev = Some(c);
+            });
+            if dup {
+                return Err(Error { msg: "CPU listed twice", arg: val });
+            }
+            cfg.cpus = Some(val);
+        }
+        Key::Iterations => cfg.iterations = count(val, opt, MAX_COUNT, false)?,
+        Key::Duration => cfg.duration_s = count(val, opt, 1 << 32, false)?,
+        Key::Rt => cfg.rt = true,
+        Key::NoReserve => cfg.noreserve = true,
+        Key::LeaveFree => cfg.leave_free = count(val, opt, MAX_COUNT, true)?,
+        Key::NoPoolChange => cfg.no_pool_change = true,
+        Key::Hugetlbfs => {
+            if val.is_empty() || val.len() > 200 || val.contains(&0) {
+                return Err(Error { msg: "not a usable directory path", arg: opt });
+            }
+            cfg.hugetlbfs = Some(val)
+        }
+        Key::NoMemfd => cfg.no_memfd = true,
+        Key::Format => {
+            cfg.format = match val {
+                b"ltp" => Format::Ltp,
+                b"ktap" => Format::Ktap,
+                b"json" => Format::Json,
+                b"hugetlbfs" => Format::Hugetlbfs,
+                _ => return Err(Error { msg: "format must be ltp, ktap, json or hugetlbfs", arg: val }),
+            }
+        }
+        Key::Verbose => cfg.verbose = true,
+        Key::Help => return Ok(Some(Action::Help)),
+        Key::Version => return Ok(Some(Action::Version)),
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&'static str]) -> Result<Config, Error> {
+        match parse(args.iter().map(|s| s.as_bytes()), Config::default())? {
+            Action::Run(c) => Ok(c),
+            a => panic!("{a:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_modes() {
+        let c = run(&[]).unwrap();
+        assert!(c.shared && c.private);
+        assert_eq!(c.iterations, 1);
+        assert_eq!(c.leave_free, 1);
+        let c = run(&["shared"]).unwrap();
+        assert!(c.shared && !c.private);
+        let c = run(&["-m", "private"]).unwrap();
+        assert!(!c.shared && c.private);
+        let c = run(&["--mode=both"]).unwrap();
+        assert!(c.shared && c.private);
+    }
+
+    #[test]
+    fn values() {
+        let c = run(&["-s", "1G", "-n3", "-i", "200", "--leave-free=0", "--noreserve", "-c", "0-2", "--rt", "-f", "json"]).unwrap();
+        assert_eq!(c.pagesize, PageSel::Size(1 << 30));
+        assert_eq!(c.racers, Racers::Count(3));
+        assert_eq!(c.iterations, 200);
+        assert_eq!(c.leave_free, 0);
+        assert!(c.noreserve && c.rt);
+        assert_eq!(c.cpus, Some(&b"0-2"[..]));
+        assert_eq!(c.format, Format::Json);
+        assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
+    }
+
+    #[test]
+    fn actions() {
+        assert!(matches!(parse([&b"-h"[..]].into_iter(), Config::default()), Ok(Action::Help)));
+        assert!(matches!(parse([&b"--version"[..]].into_iter(), Config::default()), Ok(Action::Version)));
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        let cases: &[(&[&'static str], &str)] = &[
+            (&["--bogus"], "--bogus"),
+            (&["-x"], "-x"),
+            (&["-i"], "-i"),
+            (&["-i", "abc"], "abc"),
+            (&["-i", "0"], "-i"),
+            (&["-i", ""], "-i"),
+            (&["-i", "99999999999999999999999"], "99999999999999999999999"),
+            (&["-i", "-5"], "-5"),
+            (&["-n", "1"], "1"),
+            (&["-s", "3M"], "3M"),
+            (&["-c", "5"], "5"),
+            (&["-c", "1,1"], "1,1"),
+            (&["-c", "x"], "x"),
+            (&["-m", "both", "shared"], "shared"),
+            (&["-v", "-v"], "-v"),
+            (&["--rt=1"], "--rt=1"),
+            (&["sideways"], "sideways"),
+            (&["-f", "xml"], "xml"),
+            (&["--leave-free", "0"], "--leave-free 0"),
+            (&["--hugetlbfs", ""], "--hugetlbfs"),
+        ];
+        for (args, arg) in cases {
+            let e = run(args).unwrap_err();
+            assert_eq!(e.arg, arg.as_bytes(), "{args:?}: {}", e.msg);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Which CPUs the racers get: those this process may run on (its affinity mask, sized from the
+//! kernel's answer, never a fixed 1024 bits), distinct physical cores first.
+
+use crate::cli::{Config, Racers};
+use crate::parse;
+use crate::report::{Step, Stop};
+use crate::sys::{self, Errno, Mapping, PathBuf};
+
+/// The allowed-CPU mask of this process.
+pub struct Allowed {
+    buf: Mapping,
+    len: usize,
+}
+
+/// Ask for the mask with a buffer that doubles until the kernel stops saying EINVAL (its
+/// mask is larger than our buffer), up to 1 MiB (8M CPUs).
+pub fn allowed() -> Step<Allowed> {
+    let mut size = 4096;
+    loop {
+        let mut buf = Mapping::anon(size, false).map_err(|e| Stop::sys("mmap", e))?;
+        match sys::sched_getaffinity(buf.bytes_mut()) {
+            Ok(len) => return Ok(Allowed { buf, len }),
+            Err(Errno::EINVAL) if size < 1 << 20 => size *= 2,
+            Err(e) => return Err(Stop::sys("sched_getaffinity", e)),
+        }
+    }
+}
+
+impl Allowed {
+    pub fn each(&self, f: impl FnMut(u32)) {
+        // `len` is how much of our buffer the kernel filled.
+        parse::mask_cpus(&self.buf.bytes()[..self.len], f)
+    }
+    pub fn count(&self) -> u32 {
+        let mut n = 0;
+        self.each(|_| n += 1);
+        n
+    }
+    pub fn contains(&self, cpu: u32) -> bool {
+        let mut found = false;
+        self.each(|c| found |= c == cpu);
+        found
+    }
+    /// The mask as a CPU list for messages: 0-3,8.
+    pub fn write_list(&self, l: &mut crate::out::Line) {
+        let mut run: Option<(u32, u32)> = None;
+        let mut first = true;
+        let flush = |l: &mut crate::out::Line, r: (u32, u32), first: &mut bool| {
+            if !*first {
+                l.c(b',');
+            }
+            *first = false;
+            l.u(r.0 as u64);
+            if r.1 > r.0 {
+                l.c(b'-').u(r.1 as u64);
+            }
+        };
+        self.each(|c| {
+            run = match run {
+                Some((a, b)) if b + 1 == c => Some((a, c)),
+                Some(r) => {
+                    flush(l, r, &mut first);
+                    Some((c, c))
+                }
+                None => Some((c, c)),
+            }
+        });
+        if let Some(r) = run {
+            flush(l, r, &mut first);
+        }
+    }
+}
+
+/// Whether `cpu` is the first thread of its core (or its topology is unknown).
+fn first_of_core(cpu: u32) -> bool {
+    let mut p = PathBuf::new();
+    if p.push(b"/sys/devices/system/cpu/cpu").and_then(|p| p.push_u64(cpu as u64)).and_then(|p| p.push(b"/topology/thread_siblings_list")).is_err() {
+        return true;
+    }
+    let mut buf = [0u8; 64];
+    let Ok(n) = sys::read_file(p.cstr(), &mut buf) else { return true };
+    let mut first = None;
+    let _ = parse::cpu_list(&buf[..n], u32::MAX, |c| {
+        if first.is_none() {
+            first = Some(c)
+        }
+    });
+    first.is_none_or(|f| f == cpu)
+}
+
+/// How many racers the configuration asks for on this machine.
+pub fn racer_count(cfg: &Config, allowed: &Allowed) -> Step<u32> {
+    if let Some(list) = cfg.cpus {
+        let mut n = 0u32;
+        let mut bad = None;
+        let _ = parse::cpu_list(list, u32::MAX, |c| {
+            n += 1;
+            if bad.is_none() && !allowed.contains(c) {
+                bad = Some(c);
+            }
+        });
+        if let Some(c) = bad {
+            return Err(Stop::new(crate::report::Res::Conf, |l| {
+                l.s("CPU ").u(c as u64).s(" given with -c is not one this process may run on (allowed: ");
+                allowed.write_list(l);
+                l.c(b')');
+            }));
+        }
+        return Ok(n);
+    }
+    let have = allowed.count();
+    let want = match cfg.racers {
+        Racers::All => have,
+        Racers::Count(n) => n,
+    };
+    if want > have || have < 2 {
+        return Err(Stop::conf(|l| {
+            l.s("the race needs ").u(want.max(2) as u64).s(" CPUs this process may run on, it has ").u(have as u64).s(" (");
+            allowed.write_list(l);
+            l.c(b')');
+        }));
+    }
+    Ok(want)
+}
+
+/// Give each of the `n` racers a CPU: the -c list in order, or allowed CPUs on distinct
+/// physical cores first, then their sibling threads.
+pub fn choose(cfg: &Config, allowed: &Allowed, n: u32, mut give: impl FnMut(u32, u32)) {
+    let mut i = 0;
+    if let Some(list) = cfg.cpus {
+        let _ = parse::cpu_list(list, u32::MAX, |c| {
+            if i < n {
+                give(i, c);
+                i += 1;
+            }
+        });
+        return;
+    }
+    for pass in 0..2 {
+        allowed.each(|c| {
+            if i < n && first_of_core(c) == (pass == 0) {
+                give(i, c);
+                i += 1;
+            }
+        });
+    }
+}

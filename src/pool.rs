@@ -1,0 +1,230 @@
+//! The hugepage pool of one page size: which sizes exist, what is free, and raising the pool
+//! for the race and putting back exactly what was there.
+
+use crate::out::Line;
+use crate::parse::{self, Counts};
+use crate::report::{Step, Stop};
+use crate::sys::{self, Errno, PathBuf};
+
+pub const MAX_SIZES: usize = 16;
+const SYSFS: &[u8] = b"/sys/kernel/mm/hugepages/hugepages-";
+
+/// The hugepage sizes this kernel offers, ascending, from /sys/kernel/mm/hugepages with
+/// /proc/meminfo's single default size as the fallback. Ok(0): no hugetlb support.
+pub fn sizes(out: &mut [u64; MAX_SIZES]) -> usize {
+    let mut n = 0;
+    let _ = sys::read_dir(c"/sys/kernel/mm/hugepages", |name| {
+        if let Some(s) = parse::hugepages_dir(name) {
+            if n < MAX_SIZES {
+                out[n] = s;
+                n += 1;
+            }
+        }
+    });
+    if n == 0 {
+        if let Some(s) = default_size() {
+            out[0] = s;
+            n = 1;
+        }
+    }
+    out[..n].sort_unstable();
+    n
+}
+
+fn meminfo(buf: &mut [u8; 4096]) -> Option<&[u8]> {
+    let n = sys::read_file(c"/proc/meminfo", buf).ok()?;
+    Some(&buf[..n])
+}
+
+/// The default hugepage size (Hugepagesize in /proc/meminfo).
+pub fn default_size() -> Option<u64> {
+    let mut buf = [0u8; 4096];
+    parse::meminfo(meminfo(&mut buf)?, b"Hugepagesize")?.checked_mul(1024).filter(|s| *s > 0)
+}
+
+/// A knob of one size: /sys/kernel/mm/hugepages/hugepages-<kB>kB/<file>.
+fn knob(size: u64, file: &[u8]) -> Result<PathBuf, Errno> {
+    let mut p = PathBuf::from(&[SYSFS])?;
+    p.push_u64(size / 1024)?.push(b"kB/")?.push(file)?;
+    Ok(p)
+}
+
+fn read_u64(path: &core::ffi::CStr) -> Result<u64, Errno> {
+    let mut buf = [0u8; 32];
+    let n = sys::read_file(path, &mut buf)?;
+    parse::first_u64(&buf[..n]).ok_or(Errno::EINVAL)
+}
+
+/// Where a size's knobs live: per-size sysfs, or /proc/sys/vm for the default size on
+/// kernels without /sys/kernel/mm/hugepages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Knobs {
+    Sysfs,
+    ProcSys,
+}
+
+fn knobs(size: u64) -> Knobs {
+    match knob(size, b"nr_hugepages") {
+        Ok(p) if sys::open(p.cstr(), sys::k::O_RDONLY).is_ok() => Knobs::Sysfs,
+        _ => Knobs::ProcSys,
+    }
+}
+
+fn knob_path(k: Knobs, size: u64, file: &'static [u8]) -> Result<PathBuf, Errno> {
+    match k {
+        Knobs::Sysfs => knob(size, file),
+        Knobs::ProcSys => PathBuf::from(&[b"/proc/sys/vm/", file]),
+    }
+}
+
+/// The counters of one size.
+pub fn counts(size: u64) -> Result<Counts, Errno> {
+    if knobs(size) == Knobs::Sysfs {
+        let r = |f: &[u8]| -> Result<u64, Errno> { read_u64(knob(size, f)?.cstr()) };
+        return Ok(Counts {
+            total: r(b"nr_hugepages")?,
+            free: r(b"free_hugepages")?,
+            resv: r(b"resv_hugepages")?,
+            surplus: r(b"surplus_hugepages")?,
+        });
+    }
+    let mut buf = [0u8; 4096];
+    match parse::meminfo_hugepages(meminfo(&mut buf).ok_or(Errno::ENOENT)?) {
+        Some((s, c)) if s == size => Ok(c),
+        _ => Err(Errno::ENOENT),
+    }
+}
+
+/// One size's pool while we use it; `restore` puts back what we changed.
+pub struct Pool {
+    pub size: u64,
+    knobs: Knobs,
+    orig_nr: Option<u64>,
+    orig_overcommit: Option<u64>,
+    pub raised_by: u64,
+}
+
+/// How the pool may be changed.
+#[derive(Clone, Copy)]
+pub struct Policy {
+    pub may_change: bool,
+}
+
+fn what_to_run(l: &mut Line, k: Knobs, size: u64, file: &'static [u8], value: u64) {
+    l.s("as root: echo ").u(value).s(" > ");
+    if let Ok(p) = knob_path(k, size, file) {
+        l.b(p.bytes());
+    }
+}
+
+impl Pool {
+    /// Make at least `need` pages of this size available (free and unreserved), and the pool
+    /// unable to grow on demand (no overcommit), so that the last page is really the last.
+    pub fn prepare(size: u64, need: u64, policy: Policy) -> Step<Pool> {
+        let k = knobs(size);
+        let mut pool = Pool { size, knobs: k, orig_nr: None, orig_overcommit: None, raised_by: 0 };
+        let c = counts(size).map_err(|e| Stop::sys("reading the hugepage counters", e))?;
+        pool.no_overcommit(policy)?;
+        let have = c.available();
+        if have >= need {
+            return Ok(pool);
+        }
+        let short = need - have;
+        let target = c.total + short;
+        let refused = |l: &mut Line, why: &str| {
+            l.s("needs ").u(need).s(" free ").size(size).s(" hugepages, ").u(have).s(" available");
+            l.s(why);
+            what_to_run(l, k, size, b"nr_hugepages", target);
+        };
+        if !policy.may_change {
+            return Err(Stop::conf(|l| refused(l, " and --no-pool-change was given; ")));
+        }
+        if sys::geteuid() != 0 {
+            return Err(Stop::conf(|l| refused(l, " and only root may raise the pool; ")));
+        }
+        let path = knob_path(k, size, b"nr_hugepages").map_err(|e| Stop::sys("nr_hugepages path", e))?;
+        if let Err(e) = write_value(path.cstr(), target) {
+            return Err(Stop::conf(|l| {
+                refused(l, "; writing nr_hugepages failed with ");
+                l.errno(e).s("; ");
+                what_to_run(l, k, size, b"nr_hugepages", target);
+            }));
+        }
+        pool.orig_nr = Some(c.total);
+        pool.raised_by = short;
+        let now = counts(size).map_err(|e| Stop::sys("reading the hugepage counters", e))?;
+        if now.available() < need {
+            return Err(Stop::conf(|l| {
+                l.s("asked the kernel for ").u(target).c(b' ').size(size).s(" hugepages, it gave ").u(now.total)
+                    .s(" (memory too fragmented or too small); reserve them at boot: hugepagesz=").size(size)
+                    .s(" hugepages=").u(target);
+            }));
+        }
+        Ok(pool)
+    }
+
+    fn no_overcommit(&mut self, policy: Policy) -> Step<()> {
+        let Ok(path) = knob_path(self.knobs, self.size, b"nr_overcommit_hugepages") else { return Ok(()) };
+        let Ok(v) = read_u64(path.cstr()) else { return Ok(()) };
+        if v == 0 {
+            return Ok(());
+        }
+        let refuse = |l: &mut Line, why: &str| {
+            l.s("nr_overcommit_hugepages is ").u(v).s(" for ").size(self.size)
+                .s(": the pool can grow on demand, so no page is ever the last; ").s(why);
+            what_to_run(l, self.knobs, self.size, b"nr_overcommit_hugepages", 0);
+        };
+        if !policy.may_change || sys::geteuid() != 0 {
+            return Err(Stop::conf(|l| refuse(l, "")));
+        }
+        write_value(path.cstr(), 0).map_err(|e| Stop::conf(|l| {
+            refuse(l, "setting it to 0 failed (");
+            l.errno(e).s("); ");
+        }))?;
+        self.orig_overcommit = Some(v);
+        Ok(())
+    }
+
+    pub fn counts(&self) -> Result<Counts, Errno> {
+        counts(self.size)
+    }
+
+    /// Whether the run changed anything that `restore` will put back.
+    pub fn changed(&self) -> bool {
+        self.orig_nr.is_some() || self.orig_overcommit.is_some()
+    }
+
+    /// Put back the original values. Call it after every page of ours is released: a
+    /// lower nr_hugepages is then met at once. On failure `warn` says what is left.
+    pub fn restore(&mut self, mut warn: impl FnMut(&mut Line)) {
+        if let Some(v) = self.orig_nr.take() {
+            let path = knob_path(self.knobs, self.size, b"nr_hugepages");
+            let ok = path.as_ref().map(|p| write_value(p.cstr(), v).and_then(|_| read_u64(p.cstr())));
+            if !matches!(ok, Ok(Ok(now)) if now == v) {
+                let mut l = Line::new();
+                l.s("could not restore ").size(self.size).s(" nr_hugepages to ").u(v);
+                warn(&mut l);
+            }
+        }
+        if let Some(v) = self.orig_overcommit.take() {
+            let ok = knob_path(self.knobs, self.size, b"nr_overcommit_hugepages").map(|p| write_value(p.cstr(), v));
+            if !matches!(ok, Ok(Ok(()))) {
+                let mut l = Line::new();
+                l.s("could not restore ").size(self.size).s(" nr_overcommit_hugepages to ").u(v);
+                warn(&mut l);
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.restore(|_| {});
+    }
+}
+
+fn write_value(path: &core::ffi::CStr, v: u64) -> Result<(), Errno> {
+    let mut l = Line::new();
+    l.u(v).c(b'\n');
+    sys::write_file(path, l.as_bytes())
+}

@@ -1,0 +1,434 @@
+//! Results and how they are told: LTP lines (the default), KTAP, JSON, or libhugetlbfs's
+//! PASS/FAIL words; and the exit status each harness expects.
+
+use crate::cli::Format;
+use crate::out::{Line, STDERR, STDOUT};
+use crate::stats::Summary;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Res {
+    Pass,
+    Fail,
+    Brok,
+    Conf,
+    Warn,
+    Info,
+}
+
+impl Res {
+    pub fn ltp(self) -> &'static str {
+        match self {
+            Res::Pass => "TPASS",
+            Res::Fail => "TFAIL",
+            Res::Brok => "TBROK",
+            Res::Conf => "TCONF",
+            Res::Warn => "TWARN",
+            Res::Info => "TINFO",
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            Res::Pass => "pass",
+            Res::Fail => "fail",
+            Res::Brok => "broken",
+            Res::Conf => "skip",
+            Res::Warn => "warn",
+            Res::Info => "info",
+        }
+    }
+}
+
+/// Why a step could not go on: TBROK or TCONF with the reason.
+pub struct Stop {
+    pub res: Res,
+    pub msg: Line,
+}
+
+impl Stop {
+    pub fn new(res: Res, f: impl FnOnce(&mut Line)) -> Stop {
+        let mut msg = Line::new();
+        f(&mut msg);
+        Stop { res, msg }
+    }
+    pub fn brok(f: impl FnOnce(&mut Line)) -> Stop {
+        Stop::new(Res::Brok, f)
+    }
+    pub fn conf(f: impl FnOnce(&mut Line)) -> Stop {
+        Stop::new(Res::Conf, f)
+    }
+    /// TBROK naming the call that failed and its errno.
+    pub fn sys(what: &str, e: crate::sys::Errno) -> Stop {
+        Stop::brok(|l| {
+            l.s(what).s(": ").errno(e);
+        })
+    }
+}
+
+pub type Step<T> = Result<T, Stop>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Shared,
+    Private,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Shared => "shared",
+            Mode::Private => "private",
+        }
+    }
+}
+
+/// What one mode on one page size measured.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Figures {
+    pub iterations: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub broken: u64,
+    pub missed: u64,
+    pub skew: Summary,
+    pub fault_p50: u64,
+    pub elapsed_ns: u64,
+}
+
+impl Figures {
+    /// Overlap in hundredths of a percent.
+    pub fn overlap_x100(&self) -> u64 {
+        let done = self.passed;
+        if done == 0 { 0 } else { (done - self.missed.min(done)) * 10_000 / done }
+    }
+    /// Races per second, times 10.
+    pub fn rate_x10(&self) -> u64 {
+        if self.elapsed_ns == 0 { 0 } else { crate::stats::scale(self.iterations, 10_000_000_000, self.elapsed_ns) }
+    }
+}
+
+/// One reported result: a mode on a page size.
+pub struct Record {
+    pub mode: Mode,
+    pub pagesize: u64,
+    pub racers: u32,
+    pub cpus: Line,
+    pub figs: Figures,
+    pub res: Res,
+    pub msg: Line,
+}
+
+pub struct Reporter {
+    pub format: Format,
+    pub verbose: bool,
+    pub name: &'static str,
+    counts: [u32; 5],
+    tests: u32,
+    json_first: bool,
+}
+
+const PASS: usize = 0;
+const FAIL: usize = 1;
+const BROK: usize = 2;
+const CONF: usize = 3;
+const WARN: usize = 4;
+
+impl Reporter {
+    pub fn new(format: Format, verbose: bool) -> Reporter {
+        Reporter { format, verbose, name: "hugerace", counts: [0; 5], tests: 0, json_first: true }
+    }
+
+    /// Announce how many results will follow (KTAP's plan; the JSON document's head).
+    pub fn begin(&mut self, planned: u32) {
+        let mut l = Line::new();
+        match self.format {
+            Format::Ktap => {
+                l.s("KTAP version 1\n1..").u(planned as u64).c(b'\n');
+            }
+            Format::Json => {
+                l.s("{\"tool\":\"hugerace\",\"version\":\"").s(env!("CARGO_PKG_VERSION")).s("\",\"results\":[");
+            }
+            _ => return,
+        }
+        l.emit(STDOUT);
+    }
+
+    /// A TINFO line (a `#` diagnostic in KTAP; verbose-only on stderr in JSON and hugetlbfs).
+    pub fn info(&mut self, f: impl FnOnce(&mut Line)) {
+        self.line(Res::Info, f)
+    }
+
+    pub fn verbose(&mut self, f: impl FnOnce(&mut Line)) {
+        if self.verbose {
+            self.line(Res::Info, f)
+        }
+    }
+
+    pub fn warn(&mut self, f: impl FnOnce(&mut Line)) {
+        self.counts[WARN] += 1;
+        self.line(Res::Warn, f)
+    }
+
+    fn line(&mut self, res: Res, f: impl FnOnce(&mut Line)) {
+        let mut l = Line::new();
+        let fd = match self.format {
+            Format::Ltp => {
+                l.s(self.name).s(": ").s(res.ltp()).s(": ");
+                STDOUT
+            }
+            Format::Ktap => {
+                l.s("# ");
+                if res == Res::Warn {
+                    l.s("warning: ");
+                }
+                STDOUT
+            }
+            Format::Json | Format::Hugetlbfs => {
+                if !self.verbose && res != Res::Warn {
+                    return;
+                }
+                l.s(self.name).s(": ").s(res.ltp()).s(": ");
+                STDERR
+            }
+        };
+        f(&mut l);
+        l.c(b'\n');
+        l.emit(fd);
+    }
+
+    /// A whole-run failure before any mode started (no hugetlb support, bad setup).
+    pub fn stop(&mut self, what: &str, s: &Stop) {
+        self.result_line(s.res, what, s.msg.as_bytes(), None);
+    }
+
+    /// Report one mode on one page size.
+    pub fn record(&mut self, r: &Record) {
+        let mut what = Line::new();
+        what.s(r.mode.name()).c(b' ').size(r.pagesize);
+        if r.figs.passed > 0 {
+            self.figures_info(&what, r);
+        }
+        let what_b = what.as_bytes();
+        let mut name = [0u8; 24];
+        let n = what_b.len().min(name.len());
+        name[..n].copy_from_slice(&what_b[..n]);
+        // SAFETY-free: the name is ASCII we wrote ourselves.
+        let name = core::str::from_utf8(&name[..n]).unwrap_or("race");
+        self.result_line(r.res, name, r.msg.as_bytes(), Some(r));
+    }
+
+    fn figures_info(&mut self, what: &Line, r: &Record) {
+        if self.format == Format::Json {
+            return;
+        }
+        let f = &r.figs;
+        self.info(|l| {
+            l.b(what.as_bytes()).s(": ").u(f.passed).s(" races measured, skew p50 ").u(f.skew.p50).s("ns p90 ").u(f.skew.p90)
+                .s("ns p99 ").u(f.skew.p99).s("ns max ").u(f.skew.max).s("ns, overlap ").fixed(f.overlap_x100(), 2)
+                .s("% (").u(f.missed).s(" missed), fault p50 ").u(f.fault_p50).s("ns, ").fixed(f.rate_x10(), 1).s(" races/s");
+        });
+    }
+
+    fn result_line(&mut self, res: Res, what: &str, msg: &[u8], rec: Option<&Record>) {
+        let slot = match res {
+            Res::Pass => PASS,
+            Res::Fail => FAIL,
+            Res::Brok => BROK,
+            Res::Conf => CONF,
+            Res::Warn => WARN,
+            Res::Info => return self.info(|l| { l.s(what).s(": ").b(msg); }),
+        };
+        self.counts[slot] += 1;
+        self.tests += 1;
+        let mut l = Line::new();
+        match self.format {
+            Format::Ltp => {
+                l.s(self.name).s(": ").s(res.ltp()).s(": ").s(what).s(": ").b(msg).c(b'\n');
+            }
+            Format::Ktap => {
+                if matches!(res, Res::Fail | Res::Brok) {
+                    l.s("# ").s(what).s(": ").b(msg).c(b'\n').s("not ok ");
+                } else {
+                    l.s("ok ");
+                }
+                l.u(self.tests as u64).c(b' ').s(what);
+                if res == Res::Conf {
+                    l.s(" # SKIP ").b(msg);
+                }
+                l.c(b'\n');
+            }
+            Format::Hugetlbfs => {
+                match res {
+                    Res::Pass => l.s("PASS"),
+                    Res::Fail | Res::Brok => l.s("FAIL\t").s(what).s(": ").b(msg),
+                    _ => l.s("Bad configuration: ").s(what).s(": ").b(msg),
+                };
+                l.c(b'\n');
+            }
+            Format::Json => {
+                if !self.json_first {
+                    l.c(b',');
+                }
+                self.json_first = false;
+                json_record(&mut l, res, what, msg, rec);
+            }
+        }
+        l.emit(STDOUT);
+    }
+
+    /// Print the closing block of the chosen format; returns the exit status.
+    pub fn finish(&mut self) -> i32 {
+        let c = self.counts;
+        let mut l = Line::new();
+        let status = self.exit_status();
+        match self.format {
+            Format::Ltp => {
+                l.s("\nSummary:\npassed   ").u(c[PASS] as u64).s("\nfailed   ").u(c[FAIL] as u64).s("\nbroken   ")
+                    .u(c[BROK] as u64).s("\nskipped  ").u(c[CONF] as u64).s("\nwarnings ").u(c[WARN] as u64).c(b'\n');
+            }
+            Format::Ktap => {
+                l.s("# Totals: pass:").u(c[PASS] as u64).s(" fail:").u((c[FAIL] + c[BROK]) as u64).s(" xfail:0 xpass:0 skip:")
+                    .u(c[CONF] as u64).s(" error:0\n");
+            }
+            Format::Json => {
+                l.s("],\"exit_status\":").u(status as u64).s("}\n");
+            }
+            Format::Hugetlbfs => return status,
+        }
+        l.emit(STDOUT);
+        status
+    }
+
+    /// The exit status in the chosen format's scheme.
+    pub fn exit_status(&self) -> i32 {
+        let c = self.counts;
+        match self.format {
+            Format::Ltp | Format::Json => {
+                let mut s = 0;
+                if c[FAIL] > 0 {
+                    s |= 1;
+                }
+                if c[BROK] > 0 {
+                    s |= 2;
+                }
+                if c[WARN] > 0 {
+                    s |= 4;
+                }
+                if c[CONF] > 0 && c[PASS] == 0 && c[FAIL] == 0 && c[BROK] == 0 {
+                    s |= 32;
+                }
+                s
+            }
+            // kselftest: 0 pass, 1 fail, 4 skip (everything skipped).
+            Format::Ktap => {
+                if c[FAIL] + c[BROK] > 0 {
+                    1
+                } else if c[PASS] == 0 && c[CONF] > 0 {
+                    4
+                } else {
+                    0
+                }
+            }
+            // libhugetlbfs: 0 pass, 1 bad configuration, 2 fail.
+            Format::Hugetlbfs => {
+                if c[FAIL] + c[BROK] > 0 {
+                    2
+                } else if c[PASS] == 0 {
+                    1
+                } else {
+                    0
+                }
+            }
+        }
+    }
+}
+
+fn json_str(l: &mut Line, s: &[u8]) {
+    l.c(b'"');
+    for &c in s {
+        match c {
+            b'"' => l.s("\\\""),
+            b'\\' => l.s("\\\\"),
+            b'\t' => l.s("\\t"),
+            0..=0x1f | 0x7f.. => l.s("\\u00").c(b"0123456789abcdef"[(c >> 4) as usize]).c(b"0123456789abcdef"[(c & 15) as usize]),
+            _ => l.c(c),
+        };
+    }
+    l.c(b'"');
+}
+
+fn json_record(l: &mut Line, res: Res, what: &str, msg: &[u8], rec: Option<&Record>) {
+    l.s("{\"name\":");
+    json_str(l, what.as_bytes());
+    l.s(",\"result\":\"").s(res.word()).s("\",\"message\":");
+    json_str(l, msg);
+    if let Some(r) = rec {
+        let f = &r.figs;
+        l.s(",\"mode\":\"").s(r.mode.name()).s("\",\"pagesize_kb\":").u(r.pagesize / 1024).s(",\"racers\":").u(r.racers as u64)
+            .s(",\"cpus\":[").b(r.cpus.as_bytes()).s("],\"iterations\":").u(f.iterations).s(",\"passed\":").u(f.passed)
+            .s(",\"failed\":").u(f.failed).s(",\"broken\":").u(f.broken).s(",\"missed\":").u(f.missed)
+            .s(",\"overlap_pct\":").fixed(f.overlap_x100(), 2).s(",\"skew_ns\":{\"p50\":").u(f.skew.p50).s(",\"p90\":")
+            .u(f.skew.p90).s(",\"p99\":").u(f.skew.p99).s(",\"max\":").u(f.skew.max).s("},\"fault_ns_p50\":").u(f.fault_p50)
+            .s(",\"races_per_s\":").fixed(f.rate_x10(), 1).s(",\"elapsed_s\":").fixed(f.elapsed_ns / 1_000_000, 3);
+    }
+    l.c(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(format: Format, results: &[Res]) -> i32 {
+        let mut r = Reporter::new(format, false);
+        for &res in results {
+            let slot = match res {
+                Res::Pass => PASS,
+                Res::Fail => FAIL,
+                Res::Brok => BROK,
+                Res::Conf => CONF,
+                Res::Warn => WARN,
+                Res::Info => continue,
+            };
+            r.counts[slot] += 1;
+        }
+        r.exit_status()
+    }
+
+    #[test]
+    fn ltp_exit_bits() {
+        use Res::*;
+        assert_eq!(status(Format::Ltp, &[Pass, Pass]), 0);
+        assert_eq!(status(Format::Ltp, &[Pass, Fail]), 1);
+        assert_eq!(status(Format::Ltp, &[Brok]), 2);
+        assert_eq!(status(Format::Ltp, &[Pass, Warn]), 4);
+        assert_eq!(status(Format::Ltp, &[Conf]), 32);
+        assert_eq!(status(Format::Ltp, &[Conf, Pass]), 0);
+        assert_eq!(status(Format::Ltp, &[Fail, Brok, Warn]), 7);
+        assert_eq!(status(Format::Ltp, &[]), 0);
+    }
+
+    #[test]
+    fn other_schemes() {
+        use Res::*;
+        assert_eq!(status(Format::Ktap, &[Pass, Conf]), 0);
+        assert_eq!(status(Format::Ktap, &[Conf]), 4);
+        assert_eq!(status(Format::Ktap, &[Pass, Brok]), 1);
+        assert_eq!(status(Format::Hugetlbfs, &[Pass]), 0);
+        assert_eq!(status(Format::Hugetlbfs, &[Conf]), 1);
+        assert_eq!(status(Format::Hugetlbfs, &[Fail]), 2);
+    }
+
+    #[test]
+    fn json_escapes() {
+        let mut l = Line::new();
+        json_str(&mut l, b"a\"b\\c\n\xff");
+        assert_eq!(l.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
+    }
+
+    #[test]
+    fn figures() {
+        let f = Figures { iterations: 200, passed: 200, missed: 1, elapsed_ns: 2_000_000_000, ..Default::default() };
+        assert_eq!(f.overlap_x100(), 9950);
+        assert_eq!(f.rate_x10(), 1000);
+        assert_eq!(Figures::default().overlap_x100(), 0);
+    }
+}

@@ -1,0 +1,356 @@
+//! One invocation, step by step: read the command line, find the hugepage sizes, and for each
+//! size and mode: prepare the pool, open the hugetlb file, take all pages but the last, map
+//! the contested page, start the racers, race, and put everything back.
+
+use crate::cli::{self, Action, Config, Format, PageSel};
+use crate::cpus::{self, Allowed};
+use crate::hugefile::HugeFile;
+use crate::out::{Line, STDERR, STDOUT};
+use crate::pool::{self, Policy, Pool, MAX_SIZES};
+use crate::race::{self, Outcome, Race};
+use crate::report::{Figures, Mode, Record, Reporter, Res, Step, Stop};
+use crate::stats::{Hist, Summary};
+use crate::sys::{self, k, start::Args};
+
+/// The program name that makes hugerace speak libhugetlbfs's language.
+pub const LIBHUGETLBFS_NAME: &[u8] = b"alloc-instantiate-race";
+
+fn basename(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&c| c == b'/') {
+        Some(i) => &p[i + 1..],
+        None => p,
+    }
+}
+
+/// The defaults an invocation starts from: libhugetlbfs's format when called by its name.
+pub fn defaults(args: &Args) -> Config {
+    let mut cfg = Config::default();
+    if args.get(0).map(basename) == Some(LIBHUGETLBFS_NAME) {
+        cfg.format = Format::Hugetlbfs;
+    }
+    cfg
+}
+
+/// Run the command line; returns the exit status.
+pub fn main(args: Args, base: Config) -> i32 {
+    let words = (1..args.len()).filter_map(|i| args.get(i));
+    match cli::parse(words, base) {
+        Err(e) => {
+            let mut l = Line::new();
+            l.s("hugerace: ").s(e.msg).s(" '").arg(e.arg).s("' (see hugerace --help)\n");
+            l.emit(STDERR);
+            2
+        }
+        Ok(Action::Help) => {
+            help();
+            0
+        }
+        Ok(Action::Version) => {
+            version();
+            0
+        }
+        Ok(Action::Run(cfg)) => run(&cfg),
+    }
+}
+
+pub fn version() {
+    let mut l = Line::new();
+    l.s("hugerace ").s(env!("CARGO_PKG_VERSION")).s(" (").s(env!("HUGERACE_TARGET"));
+    let commit = env!("HUGERACE_COMMIT");
+    if !commit.is_empty() {
+        l.s(", commit ").s(commit);
+    }
+    l.s(")\n");
+    l.emit(STDOUT);
+}
+
+pub fn help() {
+    let mut l = Line::new();
+    l.s("Usage: hugerace [OPTIONS] [shared|private|both]\n");
+    l.s("Reproduce the hugetlb alloc-instantiate race: fill the hugepage pool but one page, and\n");
+    l.s("let racers on distinct CPUs fault that last page at once. SIGBUS in a racer is a FAIL.\n");
+    l.emit(STDOUT);
+    for (g, title) in cli::GROUPS.iter().enumerate() {
+        l.c(b'\n').s(title).s(":\n");
+        l.emit(STDOUT);
+        for o in cli::OPTIONS.iter().filter(|o| o.group as usize == g) {
+            let start = l.as_bytes().len();
+            l.s("  ");
+            if o.short != 0 {
+                l.c(b'-').c(o.short).s(", ");
+            } else {
+                l.s("    ");
+            }
+            l.s("--").s(o.long);
+            if !o.value.is_empty() {
+                l.c(b' ').s(o.value);
+            }
+            while l.as_bytes().len() - start < 28 {
+                l.c(b' ');
+            }
+            l.s(o.help).c(b'\n');
+            l.emit(STDOUT);
+        }
+    }
+    l.s("\nExamples:\n");
+    for e in cli::EXAMPLES {
+        l.s("  ").s(e).c(b'\n');
+        l.emit(STDOUT);
+    }
+    l.s("\nRoot is needed only to raise the hugepage pool; it is put back afterwards.\n");
+    l.emit(STDOUT);
+}
+
+/// The sizes to race on, ascending.
+fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES]) -> Step<usize> {
+    let mut all = [0u64; MAX_SIZES];
+    let n = pool::sizes(&mut all);
+    if n == 0 {
+        return Err(Stop::conf(|l| {
+            l.s("no hugetlb support: neither /sys/kernel/mm/hugepages nor Hugepagesize in /proc/meminfo (CONFIG_HUGETLBFS?)");
+        }));
+    }
+    let offered = |l: &mut Line| {
+        l.s("; the kernel offers");
+        for s in &all[..n] {
+            l.c(b' ').size(*s);
+        }
+    };
+    let want = match (cfg.pagesize, cfg.hugetlbfs) {
+        (PageSel::All, _) => {
+            out[..n].copy_from_slice(&all[..n]);
+            return Ok(n);
+        }
+        (PageSel::Size(s), _) => s,
+        (PageSel::Default, Some(dir)) => HugeFile::mount_page_size(dir)?,
+        (PageSel::Default, None) => pool::default_size().unwrap_or(all[0]),
+    };
+    if !all[..n].contains(&want) {
+        return Err(Stop::conf(|l| {
+            l.s("no ").size(want).s(" hugepages on this machine");
+            offered(l);
+        }));
+    }
+    out[0] = want;
+    Ok(1)
+}
+
+/// The counter clock, for turning racer timestamps into nanoseconds.
+#[derive(Clone, Copy)]
+struct Clock {
+    ns: u64,
+    ticks: u64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock { ns: sys::monotonic_ns(), ticks: crate::arch::cycles() }
+    }
+}
+
+pub fn run(cfg: &Config) -> i32 {
+    let mut rep = Reporter::new(cfg.format, cfg.verbose);
+    let origin = Clock::now();
+    if let Err(e) = sys::catch_termination() {
+        rep.begin(1);
+        rep.stop("setup", &Stop::sys("sigaction", e));
+        return rep.finish();
+    }
+    let modes: &[Mode] = match (cfg.shared, cfg.private) {
+        (true, true) => &[Mode::Shared, Mode::Private],
+        (true, false) => &[Mode::Shared],
+        _ => &[Mode::Private],
+    };
+    let mut sizes = [0u64; MAX_SIZES];
+    let nsizes = match select_sizes(cfg, &mut sizes) {
+        Ok(n) => n,
+        Err(s) => {
+            rep.begin(1);
+            rep.stop("hugepages", &s);
+            return rep.finish();
+        }
+    };
+    rep.begin((nsizes * modes.len()) as u32);
+    let mut rel = [0u8; 65];
+    let rl = sys::kernel_release(&mut rel);
+    rep.info(|l| {
+        l.s("hugerace ").s(env!("CARGO_PKG_VERSION")).s(" on Linux ").b(&rel[..rl]).s(" (").s(env!("HUGERACE_TARGET")).s("), base page ")
+            .size(sys::start::page_size() as u64);
+    });
+    let setup = cpus::allowed().and_then(|a| cpus::racer_count(cfg, &a).map(|n| (a, n)));
+    let (allowed, n) = match setup {
+        Ok(x) => x,
+        Err(s) => {
+            for &size in &sizes[..nsizes] {
+                for &mode in modes {
+                    let mut what = Line::new();
+                    what.s(mode.name()).c(b' ').size(size);
+                    let w = core::str::from_utf8(what.as_bytes()).unwrap_or("race");
+                    rep.stop(w, &s);
+                }
+            }
+            return rep.finish();
+        }
+    };
+    'all: for &size in &sizes[..nsizes] {
+        for &mode in modes {
+            let rec = run_mode(cfg, &mut rep, size, mode, &allowed, n, origin);
+            rep.record(&rec);
+            if sys::pending_signal().is_some() {
+                break 'all;
+            }
+        }
+    }
+    rep.finish()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &Allowed, n: u32, origin: Clock) -> Record {
+    let mut rec = Record { mode, pagesize: size, racers: n, cpus: Line::new(), figs: Figures::default(), res: Res::Pass, msg: Line::new() };
+    let mut pool = None;
+    let r = race_mode(cfg, rep, &mut rec, &mut pool, allowed, origin);
+    if let Some(mut p) = pool {
+        p.restore(|w| rep.warn(|l| {
+            l.b(w.as_bytes());
+        }));
+    }
+    if let Err(s) = r {
+        rec.res = s.res;
+        rec.msg = s.msg;
+    }
+    rec
+}
+
+fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut Option<Pool>, allowed: &Allowed, origin: Clock) -> Step<()> {
+    let (size, mode) = (rec.pagesize, rec.mode);
+    let leave = cfg.leave_free;
+    // The pool: at least two pages, so that the race is for the last of several.
+    let need = leave.max(2);
+    let pool = pool_out.insert(Pool::prepare(size, need, Policy { may_change: !cfg.no_pool_change })?);
+    let mut file = HugeFile::open(size, cfg)?;
+
+    // Take every available page but `leave`, reading the counters again right before.
+    let before = pool.counts().map_err(|e| Stop::sys("reading the hugepage counters", e))?;
+    let take = before.available().checked_sub(leave).filter(|_| before.available() >= need).ok_or_else(|| Stop::brok(|l| {
+        l.s("the pool changed under us: ").u(before.available()).s(" pages available, needed ").u(need);
+    }))?;
+    file.set_len(take + 1).map_err(|e| Stop::sys("ftruncate", e))?;
+    file.fill(take).map_err(|e| Stop::brok(|l| {
+        l.s("instantiating ").u(take).s(" pages failed: ").errno(e).s(" (the pool changed under us?)");
+    }))?;
+    let after = pool.counts().map_err(|e| Stop::sys("reading the hugepage counters", e))?;
+    if after.available() != leave {
+        return Err(Stop::brok(|l| {
+            l.s("the pool changed under us: after taking ").u(take).s(" pages, ").u(after.available()).s(" are available, expected ").u(leave);
+        }));
+    }
+
+    // The contested page, after the filled ones.
+    let shared = mode == Mode::Shared;
+    let page = file.map(take, 1, shared, cfg.noreserve).map_err(|e| Stop::brok(|l| {
+        l.s("mmap of the contested page (").s(if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }).s("): ").errno(e);
+    }))?;
+
+    let nracers = rec.racers as usize;
+    let mut race = Race::start(mode, &page, nracers, cfg.rt, |give| cpus::choose(cfg, allowed, nracers as u32, give))?;
+    race.write_cpus(&mut rec.cpus);
+    rep.info(|l| {
+        l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(" pages with ").s(file.source_name());
+        if !file.dir.bytes().is_empty() {
+            l.s(" on ").b(file.dir.bytes());
+        }
+        l.s(", ").u(leave).s(" left free; pool ");
+        if pool.raised_by > 0 {
+            l.s("raised by ").u(pool.raised_by).s(" (restored afterwards)");
+        } else {
+            l.s("unchanged");
+        }
+        l.s("; ").u(nracers as u64).s(if shared { " processes" } else { " threads" }).s(" on CPUs ").b(rec.cpus.as_bytes());
+    });
+    if cfg.rt {
+        let parent = sys::set_fifo(2);
+        if parent.is_err() || race.rt_refused() {
+            rep.info(|l| {
+                l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
+            });
+        }
+    }
+
+    let r = iterate(cfg, rec, &mut race, &file, &page, origin);
+    if cfg.rt {
+        let _ = sys::set_normal();
+    }
+    drop(race);
+    drop(page);
+    drop(file);
+    r
+}
+
+fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, file: &HugeFile, page: &sys::Mapping, origin: Clock) -> Step<()> {
+    let mut skew = Hist::new();
+    let mut fault = Hist::new();
+    let f = &mut rec.figs;
+    let t0 = sys::monotonic_ns();
+    let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
+    let shared = rec.mode == Mode::Shared;
+    let mut outcome = Ok(());
+    loop {
+        if f.iterations > 0 {
+            // Give the page back so that the pool again has exactly `leave` free.
+            let r = if shared { file.punch_last() } else { page.madvise(0, page.len(), k::MADV_DONTNEED) };
+            if let Err(e) = r {
+                outcome = Err(Stop::sys(if shared { "fallocate(PUNCH_HOLE)" } else { "madvise(MADV_DONTNEED)" }, e));
+                break;
+            }
+        }
+        f.iterations += 1;
+        match race.once() {
+            Err(s) => {
+                f.broken += 1;
+                outcome = Err(s);
+                break;
+            }
+            Ok(Outcome::Raced(s)) => {
+                f.passed += 1;
+                skew.add(s.skew);
+                fault.add(s.fault);
+                if !s.overlap {
+                    f.missed += 1;
+                }
+            }
+            Ok(Outcome::Faulted(x)) => {
+                f.failed += 1;
+                let it = f.iterations;
+                let total = if until == 0 { cfg.iterations } else { 0 };
+                outcome = Err(Stop::new(Res::Fail, |l| {
+                    l.s("racer ").u(x.racer as u64 + 1).s(" on CPU ").u(x.cpu as u64).s(" got ").s(race::signal_name(x.sig));
+                    if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
+                        l.s(" (").s(race::bus_code(x.code)).c(b')');
+                    } else {
+                        l.s(" (si_code ").i(x.code as i64).c(b')');
+                    }
+                    l.s(" at ").hex(x.addr).s(" in iteration ").u(it);
+                    if total > 0 {
+                        l.s(" of ").u(total);
+                    }
+                    l.s(": the kernel failed the fault on the last free hugepage");
+                }));
+                break;
+            }
+        }
+        let now = sys::monotonic_ns();
+        if (until == 0 && f.iterations >= cfg.iterations) || (until != 0 && now >= until) {
+            break;
+        }
+    }
+    f.elapsed_ns = sys::monotonic_ns() - t0;
+    let end = Clock::now();
+    let (num, den) = (end.ns - origin.ns, end.ticks.wrapping_sub(origin.ticks));
+    f.skew = Summary::of(&skew, num, den);
+    f.fault_p50 = crate::stats::scale(fault.percentile(50), num, den);
+    outcome?;
+    let races = f.passed;
+    rec.msg.s("no SIGBUS in ").u(races).s(if races == 1 { " race of " } else { " races of " }).u(rec.racers as u64)
+        .s(" racers on the last free hugepage");
+    Ok(())
+}
