@@ -1,0 +1,142 @@
+//! Shared helpers for the integration tests: find the built binary, serialise every test that
+//! touches the host's hugepage pools, and put the pools back however a test ends.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test: `HUGERACE_BIN` (set by `make test`), else the release build.
+pub fn bin() -> PathBuf {
+    if let Ok(p) = std::env::var("HUGERACE_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/hugerace");
+    assert!(p.exists(), "{} is missing: run the tests with `make test`", p.display());
+    p
+}
+
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+pub fn has_hugetlb() -> bool {
+    Path::new("/sys/kernel/mm/hugepages").exists()
+}
+
+/// Skip (with the reason on stderr) unless root with hugetlb support. In CI both hold, so
+/// `HUGERACE_REQUIRE_ROOT=1` (set by .ci/run) turns a skip into a failure.
+pub fn need_root_hugetlb() -> bool {
+    let why = if !is_root() {
+        "not root"
+    } else if !has_hugetlb() {
+        "no /sys/kernel/mm/hugepages"
+    } else {
+        return true;
+    };
+    if std::env::var("HUGERACE_REQUIRE_ROOT").is_ok() {
+        panic!("this test needs root and hugetlb, and HUGERACE_REQUIRE_ROOT is set: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+/// Every hugepage knob of every size, as found.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct PoolState(Vec<(PathBuf, String)>);
+
+fn knobs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = fs::read_dir("/sys/kernel/mm/hugepages") {
+        for e in rd.flatten() {
+            for f in ["nr_hugepages", "nr_overcommit_hugepages"] {
+                v.push(e.path().join(f));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+impl PoolState {
+    pub fn read() -> PoolState {
+        PoolState(knobs().into_iter().filter_map(|p| fs::read_to_string(&p).ok().map(|s| (p, s.trim().to_string()))).collect())
+    }
+    pub fn write(&self) {
+        for (p, v) in &self.0 {
+            let _ = fs::write(p, v);
+        }
+    }
+    pub fn get(&self, size_kb: u64, knob: &str) -> Option<u64> {
+        let want = format!("hugepages-{size_kb}kB/{knob}");
+        self.0.iter().find(|(p, _)| p.ends_with(&want)).and_then(|(_, v)| v.parse().ok())
+    }
+}
+
+/// Holds the machine-wide test lock and puts every pool knob back on drop, even when the
+/// test fails. Every test that runs the racer against the real pool takes one.
+pub struct PoolGuard {
+    _lock: File,
+    pub before: PoolState,
+}
+
+pub fn pool_guard() -> PoolGuard {
+    let lock = File::create("/run/lock/hugerace-tests.lock").or_else(|_| File::create("/tmp/hugerace-tests.lock")).expect("lock file");
+    lock.lock().expect("flock");
+    PoolGuard { _lock: lock, before: PoolState::read() }
+}
+
+impl PoolGuard {
+    /// Set the default (2M) pool for a test; restored on drop.
+    pub fn set_nr(&self, size_kb: u64, n: u64) {
+        fs::write(format!("/sys/kernel/mm/hugepages/hugepages-{size_kb}kB/nr_hugepages"), n.to_string()).expect("write nr_hugepages");
+    }
+    /// Assert the pools are as they were when the guard was taken.
+    pub fn assert_restored(&self) {
+        assert_eq!(PoolState::read(), self.before, "hugepage pool not restored");
+    }
+}
+
+impl Drop for PoolGuard {
+    fn drop(&mut self) {
+        if PoolState::read() != self.before {
+            self.before.write();
+        }
+    }
+}
+
+/// Run the binary with arguments; never hangs longer than `secs`.
+pub fn run_with_timeout(args: &[&str], secs: u64) -> Output {
+    Command::new("timeout").arg("-k").arg("5").arg(secs.to_string()).arg(bin()).args(args).output().expect("spawn hugerace")
+}
+
+pub fn run(args: &[&str]) -> Output {
+    run_with_timeout(args, 300)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// No hugerace process of ours may outlive a run.
+pub fn assert_no_racers_left() {
+    // Racers end within moments of their parent; give stragglers a second.
+    for _ in 0..10 {
+        let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
+        if out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let me = std::process::id().to_string();
+    let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
+    let left: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).filter(|p| *p != me).collect();
+    assert!(left.is_empty(), "hugerace processes left running: {left:?}");
+}
