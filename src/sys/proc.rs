@@ -79,7 +79,15 @@ fn spawn_at<T: Sync>(lo: usize, len: usize, flags: u32, tid: &AtomicU32, f: fn(u
     // SAFETY: the stack is a live mapping the child alone uses; `tid` outlives the child;
     // the arch child path never returns into this frame.
     let r = unsafe { crate::arch::clone(flags as usize, sp, t, t, 0, launch::<T>, rec) };
-    super::check(r).map(|p| p as i32)
+    let p = super::check(r)?;
+    // qemu-user forks a process child and lets the *child* store CLONE_PARENT_SETTID, so
+    // the parent may read 0 for a while and take the racer for gone. The pid we hold is
+    // the same value: store it. (Not for threads: one may already have exited and had its
+    // tid cleared.)
+    if flags & k::CLONE_VM == 0 {
+        tid.store(p as u32, Ordering::Release);
+    }
+    Ok(p as i32)
 }
 
 pub struct WaitStatus {
