@@ -1,0 +1,256 @@
+//! The core behaviour, run as a user would: the real binary against the real kernel's pool.
+
+mod common;
+use common::*;
+
+fn status(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn default_run_passes_and_restores_an_empty_pool() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    let o = run(&[]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}{}", stderr(&o));
+    assert!(out.contains("TPASS: shared 2M"), "{out}");
+    assert!(out.contains("TPASS: private 2M"), "{out}");
+    assert!(out.contains("pool raised by 2"), "{out}");
+    assert!(out.contains("\nSummary:\npassed   2\nfailed   0\nbroken   0\nskipped  0\nwarnings 0\n"), "{out}");
+    assert_eq!(PoolState::read(), before, "pool not restored");
+    assert_no_racers_left();
+}
+
+#[test]
+fn a_large_pool_is_left_as_it_was() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 64);
+    let before = PoolState::read();
+    let o = run(&["-i", "3"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    assert!(out.contains("took 63 pages"), "{out}");
+    assert!(out.contains("pool unchanged"), "{out}");
+    assert_eq!(PoolState::read(), before);
+}
+
+#[test]
+fn negative_control_fails_with_sigbus_at_the_first_iteration() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    let o = run(&["--leave-free", "0", "--noreserve", "-i", "50"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o) & 1, 1, "TFAIL bit: {out}");
+    assert_eq!(status(&o), 1, "{out}");
+    for mode in ["shared", "private"] {
+        let line = out.lines().find(|l| l.starts_with(&format!("hugerace: TFAIL: {mode} 2M"))).unwrap_or_else(|| panic!("{out}"));
+        assert!(line.contains("SIGBUS"), "{line}");
+        assert!(line.contains("in iteration 1 of 50"), "{line}");
+    }
+    assert!(!out.contains("TPASS"), "{out}");
+    assert_eq!(PoolState::read(), before, "pool not restored after a FAIL");
+    assert_no_racers_left();
+}
+
+#[test]
+fn many_iterations_pass_in_both_modes() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let _g = pool_guard();
+    let o = run(&["-i", "200"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    assert!(out.contains("TPASS: shared 2M: no SIGBUS in 200 races"), "{out}");
+    assert!(out.contains("TPASS: private 2M: no SIGBUS in 200 races"), "{out}");
+}
+
+#[test]
+fn every_allowed_cpu_races() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let _g = pool_guard();
+    let o = run(&["-n", "all", "-i", "20"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    assert!(out.contains(&format!("{cpus} processes on CPUs")), "{out}");
+}
+
+#[test]
+fn json_parses_and_counts_add_up() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let _g = pool_guard();
+    let o = run(&["-f", "json", "-i", "30"]);
+    assert_eq!(status(&o), 0, "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(v["tool"], "hugerace");
+    assert_eq!(v["exit_status"], 0);
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    for r in results {
+        let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+        assert_eq!(n("passed") + n("failed") + n("broken"), n("iterations"), "{r}");
+        assert_eq!(n("iterations"), 30);
+        assert_eq!(n("pagesize_kb"), 2048);
+        assert_eq!(n("racers"), 2);
+        assert_eq!(r["cpus"].as_array().map(|c| c.len()), Some(2));
+        for k in ["p50", "p90", "p99", "max"] {
+            assert!(r["skew_ns"][k].is_u64(), "{r}");
+        }
+        for k in ["overlap_pct", "races_per_s", "elapsed_s"] {
+            assert!(r[k].is_number(), "{k} in {r}");
+        }
+        assert!(r["fault_ns_p50"].is_u64());
+        assert!(r["missed"].as_u64().unwrap() <= n("passed"));
+    }
+}
+
+#[test]
+fn every_page_size() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let _g = pool_guard();
+    let o = run(&["-s", "all", "-i", "2"]);
+    let out = stdout(&o);
+    assert!(out.contains("TPASS: shared 2M"), "{out}");
+    assert!(out.contains("TPASS: private 2M"), "{out}");
+    for mode in ["shared", "private"] {
+        // 1G pages need 2 GiB of contiguous memory: PASS where the kernel can give them,
+        // TCONF (never TFAIL or TBROK) where it cannot.
+        let g1 = format!(": {mode} 1G: ");
+        let line = out.lines().find(|l| l.contains(&g1) && (l.contains("TPASS") || l.contains("TCONF"))).unwrap_or_else(|| panic!("{out}"));
+        assert!(!line.contains("TFAIL") && !line.contains("TBROK"), "{line}");
+    }
+    assert!(!out.contains("TFAIL") && !out.contains("TBROK"), "{out}");
+}
+
+#[test]
+fn a_size_the_machine_lacks_is_tconf() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let o = run(&["-s", "16M"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}");
+    assert!(out.contains("TCONF") && out.contains("no 16M hugepages") && out.contains("offers 2M 1G"), "{out}");
+}
+
+#[test]
+fn no_pool_change_gives_tconf_with_the_command_to_run() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    let o = run(&["--no-pool-change", "shared"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}");
+    assert!(out.contains("echo 2 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), "{out}");
+    assert_eq!(PoolState::read(), before);
+}
+
+/// A private hugetlbfs mount of the test's own, removed even when the test fails.
+struct TempMount(std::path::PathBuf);
+
+impl TempMount {
+    fn new(opts: &str) -> TempMount {
+        let dir = std::env::temp_dir().join(format!("hugerace-test-mnt.{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let ok = std::process::Command::new("mount").args(["-t", "hugetlbfs", "-o", opts, "none"]).arg(&dir).status().expect("mount");
+        assert!(ok.success(), "mount hugetlbfs");
+        TempMount(dir)
+    }
+}
+
+impl Drop for TempMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn an_explicit_hugetlbfs_mount() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let _g = pool_guard();
+    let m = TempMount::new("pagesize=2M,mode=0700");
+    let o = run(&["--hugetlbfs", m.0.to_str().unwrap(), "-i", "5"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    assert!(out.contains("with hugetlbfs mount on"), "{out}");
+    assert_eq!(std::fs::read_dir(&m.0).unwrap().count(), 0, "file left on the mount");
+}
+
+#[test]
+fn without_memfd_a_private_mount_is_used_and_leaves_nothing() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let _g = pool_guard();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let o = run(&["--no-memfd", "-i", "3"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    assert!(out.contains("private hugetlbfs mount"), "{out}");
+    assert_eq!(std::fs::read_to_string("/proc/mounts").unwrap(), mounts, "mount left behind");
+    let left: Vec<_> = std::fs::read_dir("/run").unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("hugerace.")).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_path_that_is_not_hugetlbfs_is_refused() {
+    let o = run(&["--hugetlbfs", "/proc", "shared"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}");
+    assert!(out.contains("/proc is not a hugetlbfs mount"), "{out}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    for args in [&["--bogus"][..], &["-i", "x"], &["-n", "1"], &["-s", "3M"], &["sideways"], &["-i"], &["--leave-free", "0"]] {
+        let o = run(args);
+        assert_eq!(status(&o), 2, "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("--help"), "{err}");
+        assert!(stdout(&o).is_empty());
+    }
+}
+
+#[test]
+fn version_names_the_target() {
+    let o = run(&["--version"]);
+    assert_eq!(status(&o), 0);
+    assert!(stdout(&o).starts_with("hugerace 0."), "{}", stdout(&o));
+    assert!(stdout(&o).contains("x86_64-unknown-linux-gnu"));
+}
+
+#[test]
+fn the_binary_is_static_and_has_no_interpreter() {
+    let bytes = std::fs::read(bin()).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    let out = std::process::Command::new("readelf").args(["-lW"]).arg(bin()).output().expect("readelf");
+    let txt = String::from_utf8_lossy(&out.stdout);
+    assert!(!txt.contains("INTERP"), "{txt}");
+    assert!(!txt.contains("DYNAMIC"), "{txt}");
+}
