@@ -1,7 +1,7 @@
 //! hugerace: a reproducer for the Linux hugetlb alloc-instantiate race.
 //!
 //! Layers, top to bottom, each using only those below it:
-//! - `run`: one whole invocation;
+//! - `run`: one whole invocation; `pid1`: hugerace as a test image's /init;
 //! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `stats`, `out`: the steps;
 //! - `parse`: pure parsers of /proc, /sys and command-line text;
 //! - `sys`: typed syscalls returning `Result<T, Errno>` (with `arch`, the only `unsafe`);
@@ -14,6 +14,7 @@ pub mod cpus;
 pub mod hugefile;
 pub mod out;
 pub mod parse;
+pub mod pid1;
 pub mod pool;
 pub mod race;
 pub mod report;

@@ -7,12 +7,16 @@ hugerace::mem_functions!();
 
 extern "C" fn start(sp: *const usize) -> ! {
     let args = hugerace::sys::start::init(sp);
+    if hugerace::sys::getpid() == 1 {
+        hugerace::pid1::main(args)
+    }
     let cfg = hugerace::run::defaults(&args);
     hugerace::sys::exit_group(hugerace::run::main(args, cfg))
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
+    hugerace::pid1::on_panic();
     let _ = hugerace::sys::write_all(2, b"hugerace: TBROK: internal error (panic)\n");
     hugerace::sys::exit_group(2)
 }
