@@ -1,19 +1,24 @@
-//! The race: racers pinned to distinct CPUs, started once per mode and size, sleep between
-//! iterations, are lined up by spin triggers on a shared page (no futex on the release path),
-//! and then all write the same contested hugepage. A racer that the kernel fails with SIGBUS
-//! records what happened on the control page and ends alone; the parent always survives.
+//! The race: racers pinned to distinct CPUs, started once per mode and size, lined up by spin
+//! triggers on a shared page (no futex on the release path), all writing the same contested
+//! hugepage. A racer that the kernel fails with SIGBUS records what happened on the control
+//! page and ends alone; the parent always survives.
 //!
-//! One iteration, as the parent sees it: bump the generation and wake the racers; each racer
-//! sets its own flag to that generation and spins until every partner's flag matches; all
-//! write; each stamps its cycle counter around the write and counts itself finished.
+//! One iteration: each racer sets its own trigger to the generation and spins until every
+//! partner's matches; all write, stamping the cycle counter on both sides; the last racer to
+//! finish closes the iteration: it records the figures, gives the page back to the pool
+//! (so that exactly the same pages are free again), starts the next generation and wakes the
+//! others, which sleep on a futex between iterations and never spin there. The parent only
+//! supervises: it sleeps until the run is over, waking now and then to watch for signals,
+//! racers gone missing, and iterations that never end.
 
 use crate::report::{Mode, Step, Stop};
-use crate::sys::{self, k, Mapping, SharedZeroed, Shared, Stacks};
+use crate::stats::Hist;
+use crate::sys::{self, k, Errno, Mapping, Shared, Stacks};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::{Acquire, Relaxed, Release}};
 
 /// How long a racer waits at the start line for its partners before giving up (TBROK).
 const START_LINE_NS: u64 = 2_000_000_000;
-/// How long the parent waits for one iteration to end (a 1G fault under emulation is slow).
+/// How long one iteration may take (a 1G fault under emulation is slow).
 const ITERATION_NS: u64 = 120_000_000_000;
 /// How long teardown waits for a racer to exit.
 const JOIN_NS: u64 = 5_000_000_000;
@@ -21,25 +26,45 @@ const STACK: usize = 64 * 1024;
 /// Affinity masks built on a racer's stack cover CPUs below this.
 const MAX_PIN_CPU: u32 = 8192 * 8;
 
+/// The run's state, as `Control::end` holds it.
+const RUNNING: u32 = 0;
+const DONE: u32 = 1;
+const FAULTED: u32 = 2;
+const MISSING: u32 = 3;
+const RESET_FAILED: u32 = 4;
+
+#[derive(Default)]
 #[repr(C, align(256))]
 pub struct Control {
     /// The generation the racers should run; they sleep on it between iterations.
     generation: AtomicU32,
-    stop: AtomicU32,
-    /// Racers done with the current generation (wrote, faulted or gave up); the parent sleeps
-    /// on it.
+    /// Racer-finishes so far (wrote, faulted or gave up): generation g is over at n * g.
     finished: AtomicU32,
     /// Racers that finished their setup.
     started: AtomicU32,
+    /// Set by the parent: end at the next iteration boundary.
+    stop: AtomicU32,
+    /// RUNNING until the run ends; the parent sleeps on it.
+    end: AtomicU32,
+    /// The errno of a failed page reset.
+    reset_errno: AtomicU32,
+    iterations: AtomicU64,
+    missed: AtomicU64,
+    /// Run for this many iterations (0: until `until_ns`)...
+    want: AtomicU64,
+    /// ...or until this CLOCK_MONOTONIC time (0: no limit).
+    until_ns: AtomicU64,
+    pub skew: Hist,
+    pub fault: Hist,
 }
 
-// One cache line (or two) per racer, so that one racer's flag does not share a line with
-// another's timestamps.
+// A cache line (or two) per racer, so that one racer's trigger shares no line with another's.
+#[derive(Default)]
 #[repr(C, align(256))]
 pub struct Slot {
     /// The spin trigger: the generation at which this racer reached the start line.
     ready: AtomicU32,
-    /// Set by the kernel at clone, cleared (and futex-woken) when the racer exits.
+    /// The racer's tid (pid for a process); the kernel clears a thread's when it exits.
     tid: AtomicU32,
     /// The racer's own gettid(), for the fault handler to find its slot.
     self_tid: AtomicU32,
@@ -61,10 +86,29 @@ pub struct Slot {
     t1: AtomicU64,
 }
 
-// SAFETY: all-atomic structs, valid when zeroed.
-unsafe impl SharedZeroed for Control {}
-// SAFETY: as above.
-unsafe impl SharedZeroed for Slot {}
+const READY: u32 = 1;
+const DEAD: u32 = 2;
+const SETUP_FAILED: u32 = 3;
+
+const STEP_SIGNALS: u32 = 1;
+const STEP_PDEATHSIG: u32 = 2;
+const STEP_AFFINITY: u32 = 3;
+const STEP_WRONG_CPU: u32 = 4;
+const STEP_PARENT_GONE: u32 = 5;
+
+/// Gives the contested page back to the pool between iterations.
+pub type Reset<'a> = &'a (dyn Fn() -> Result<(), Errno> + Sync);
+
+/// What the racers share: the control page, the contested page and how to reset it.
+pub struct Crew<'a> {
+    ctl: Shared<Control, Slot>,
+    n: usize,
+    page: &'a Mapping,
+    reset: Reset<'a>,
+    rt: bool,
+    parent: i32,
+    mode: Mode,
+}
 
 static SPARE: Slot = Slot {
     ready: AtomicU32::new(0),
@@ -86,42 +130,64 @@ static SPARE: Slot = Slot {
     t1: AtomicU64::new(0),
 };
 
-const READY: u32 = 1;
-const FAULTED: u32 = 2;
-const SETUP_FAILED: u32 = 3;
-
-const STEP_SIGNALS: u32 = 1;
-const STEP_PDEATHSIG: u32 = 2;
-const STEP_AFFINITY: u32 = 3;
-const STEP_WRONG_CPU: u32 = 4;
-const STEP_PARENT_GONE: u32 = 5;
-
-/// What the racers share: the control page and the contested page.
-pub struct Crew<'a> {
-    ctl: Shared<Control>,
-    n: usize,
-    page: &'a Mapping,
-    rt: bool,
-    parent: i32,
-    mode: Mode,
-}
-
 impl Crew<'_> {
     fn ctl(&self) -> &Control {
-        self.ctl.get()
+        self.ctl.head()
     }
     fn slot(&self, i: usize) -> &Slot {
-        // Slots 0..n exist (the mapping was sized for them); the spare keeps this total.
-        self.ctl.tail::<Slot>(i).unwrap_or(&SPARE)
+        // Slots 0..n exist (the mapping was made for them); the spare keeps this total.
+        self.ctl.slot(i).unwrap_or(&SPARE)
     }
-}
+    fn end(&self, how: u32) {
+        let ctl = self.ctl();
+        ctl.end.store(how, Release);
+        sys::futex_wake(&ctl.end, i32::MAX as u32);
+    }
+    /// Count one racer finished with generation g; the last one closes the iteration.
+    fn finish(&self, g: u32) {
+        let n = self.n as u32;
+        let f = self.ctl().finished.fetch_add(1, Release).wrapping_add(1);
+        if f == g.wrapping_mul(n) {
+            self.close(g);
+        }
+    }
 
-/// One iteration's measurements, in raw cycle-counter ticks.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct Sample {
-    pub skew: u64,
-    pub fault: u64,
-    pub overlap: bool,
+    /// Close generation g (only the racer that finished it last gets here): record it, then
+    /// end the run or reset the page and release the next generation.
+    fn close(&self, g: u32) {
+        let ctl = self.ctl();
+        let (mut t0_min, mut t0_max, mut t1_min, mut fault) = (u64::MAX, 0u64, u64::MAX, 0u64);
+        for i in 0..self.n {
+            let s = self.slot(i);
+            if s.state.load(Acquire) == DEAD {
+                return self.end(FAULTED);
+            }
+            if s.missing.load(Acquire) != 0 {
+                return self.end(MISSING);
+            }
+            let (a, b) = (s.t0.load(Acquire), s.t1.load(Acquire));
+            t0_min = t0_min.min(a);
+            t0_max = t0_max.max(a);
+            t1_min = t1_min.min(b);
+            fault = fault.max(b.wrapping_sub(a));
+        }
+        ctl.skew.add(t0_max.wrapping_sub(t0_min));
+        ctl.fault.add(fault);
+        if t0_max >= t1_min {
+            ctl.missed.fetch_add(1, Relaxed);
+        }
+        let done = ctl.iterations.fetch_add(1, Release) + 1;
+        let (want, until) = (ctl.want.load(Relaxed), ctl.until_ns.load(Relaxed));
+        if ctl.stop.load(Acquire) != 0 || (want != 0 && done >= want) || (until != 0 && sys::monotonic_ns() >= until) {
+            return self.end(DONE);
+        }
+        if let Err(e) = (self.reset)() {
+            ctl.reset_errno.store(e.0 as u32, Relaxed);
+            return self.end(RESET_FAILED);
+        }
+        ctl.generation.store(g.wrapping_add(1), Release);
+        sys::futex_wake(&ctl.generation, i32::MAX as u32);
+    }
 }
 
 /// What the kernel did to a racer.
@@ -132,31 +198,40 @@ pub struct Fault {
     pub sig: u32,
     pub code: i32,
     pub addr: u64,
-    pub generation: u32,
+    /// The iteration (1-based) it happened in.
+    pub iteration: u64,
 }
 
+/// How a run of iterations ended.
 pub enum Outcome {
-    Raced(Sample),
+    Done,
     Faulted(Fault),
+}
+
+/// The figures of a run, raw: counter ticks in the histograms.
+pub struct Tally<'a> {
+    pub iterations: u64,
+    pub missed: u64,
+    pub skew: &'a Hist,
+    pub fault: &'a Hist,
 }
 
 /// The racers of one mode on one size, alive from `start` to drop.
 pub struct Race<'a> {
     crew: Crew<'a>,
     stacks: Option<Stacks>,
-    generation: u32,
     spawned: usize,
 }
 
 impl<'a> Race<'a> {
-    /// Start `n` racers, racer i on the CPU `choose` assigns it through `give(i, cpu)`, and
+    /// Start `n` racers, racer i on the CPU that `choose` assigns through `give(i, cpu)`, and
     /// wait until each is pinned.
-    pub fn start(mode: Mode, page: &'a Mapping, n: usize, rt: bool, choose: impl FnOnce(&mut dyn FnMut(u32, u32))) -> Step<Race<'a>> {
-        let ctl = Shared::<Control>::with_tail((n + 1) * core::mem::size_of::<Slot>()).map_err(|e| Stop::sys("mmap control page", e))?;
-        let crew = Crew { ctl, n, page, rt, parent: sys::getpid(), mode };
+    pub fn start(mode: Mode, page: &'a Mapping, reset: Reset<'a>, n: usize, rt: bool, choose: impl FnOnce(&mut dyn FnMut(u32, u32))) -> Step<Race<'a>> {
+        let ctl = Shared::new(n).map_err(|e| Stop::sys("mmap control page", e))?;
+        let crew = Crew { ctl, n, page, reset, rt, parent: sys::getpid(), mode };
         choose(&mut |i, cpu| crew.slot(i as usize).cpu.store(cpu, Relaxed));
         let stacks = Stacks::new(n, STACK).map_err(|e| Stop::sys("mmap racer stacks", e))?;
-        let mut race = Race { crew, stacks: Some(stacks), generation: 0, spawned: 0 };
+        let mut race = Race { crew, stacks: Some(stacks), spawned: 0 };
         sys::on_faults(&race.crew, on_fault).map_err(|e| Stop::sys("sigaction(SIGBUS)", e))?;
         let flags = match mode {
             // Processes that share the MAP_SHARED page through fork-style inheritance.
@@ -168,7 +243,7 @@ impl<'a> Race<'a> {
             let stacks = race.stacks.as_ref().ok_or_else(|| Stop::brok(|l| { l.s("no stacks"); }))?;
             stacks.spawn(i, flags, &race.crew.slot(i).tid, racer, &race.crew).map_err(|e| Stop::brok(|l| {
                 l.s("clone of racer ").u(i as u64 + 1).s(": ").errno(e);
-                if e == sys::Errno::EAGAIN {
+                if e == Errno::EAGAIN {
                     l.s(" (process limit reached? see RLIMIT_NPROC)");
                 }
             }))?;
@@ -183,8 +258,7 @@ impl<'a> Race<'a> {
         let t0 = sys::monotonic_ns();
         loop {
             for i in 0..self.crew.n {
-                let s = self.crew.slot(i);
-                if s.state.load(Acquire) == SETUP_FAILED {
+                if self.crew.slot(i).state.load(Acquire) == SETUP_FAILED {
                     return Err(self.setup_failure(i));
                 }
             }
@@ -205,7 +279,7 @@ impl<'a> Race<'a> {
 
     fn setup_failure(&self, i: usize) -> Stop {
         let s = self.crew.slot(i);
-        let (step, e) = (s.step.load(Acquire), sys::Errno(s.errno.load(Acquire) as u16));
+        let (step, e) = (s.step.load(Acquire), Errno(s.errno.load(Acquire) as u16));
         let cpu = s.cpu.load(Relaxed);
         Stop::brok(|l| {
             l.s("racer ").u(i as u64 + 1).s(": ");
@@ -242,7 +316,7 @@ impl<'a> Race<'a> {
     fn check_vanished(&self) -> Step<()> {
         for i in 0..self.spawned {
             let s = self.crew.slot(i);
-            if !self.alive(i) && s.state.load(Acquire) != FAULTED {
+            if !self.alive(i) && s.state.load(Acquire) != DEAD {
                 return Err(Stop::brok(|l| {
                     l.s("racer ").u(i as u64 + 1).s(" on CPU ").u(s.cpu.load(Relaxed) as u64).s(" exited or was killed from outside");
                 }));
@@ -251,74 +325,100 @@ impl<'a> Race<'a> {
         Ok(())
     }
 
-    /// Whether the racers run at SCHED_FIFO as asked (false: refused, racing at normal).
+    /// Whether a racer was refused SCHED_FIFO.
     pub fn rt_refused(&self) -> bool {
         (0..self.crew.n).any(|i| self.crew.slot(i).rt_refused.load(Acquire) != 0)
     }
 
-    /// One race: release the racers on the page as it is now, wait for them, and tell.
-    pub fn once(&mut self) -> Step<Outcome> {
+    /// Race `want` iterations, or until CLOCK_MONOTONIC passes `until_ns`, on a page that is
+    /// fresh now. `progress(done)` is called from the parent now and then.
+    pub fn run(&mut self, want: u64, until_ns: u64, mut progress: impl FnMut(u64)) -> Step<Outcome> {
         let ctl = self.crew.ctl();
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.generation = 1;
-        }
-        let g = self.generation;
-        let target = ctl.finished.load(Acquire).wrapping_add(self.crew.n as u32);
-        ctl.generation.store(g, Release);
+        ctl.want.store(want, Relaxed);
+        ctl.until_ns.store(until_ns, Relaxed);
+        ctl.generation.store(1, Release);
         sys::futex_wake(&ctl.generation, i32::MAX as u32);
-        let t0 = sys::monotonic_ns();
+        let mut last = (0u64, sys::monotonic_ns());
+        let mut stopping = None;
         loop {
-            let f = ctl.finished.load(Acquire);
-            if f == target {
-                break;
+            let end = ctl.end.load(Acquire);
+            if end != RUNNING {
+                return match stopping {
+                    Some(sig) => Err(Stop::brok(|l| {
+                        l.s("interrupted by ").s(signal_name(sig));
+                    })),
+                    None => self.ended(end),
+                };
             }
-            self.check_interrupt()?;
-            for i in 0..self.crew.n {
-                let m = self.crew.slot(i).missing.load(Acquire);
-                if m != 0 {
-                    let late = self.crew.slot(m as usize - 1);
-                    return Err(Stop::brok(|l| {
-                        l.s("racer ").u(m as u64).s(" (CPU ").u(late.cpu.load(Relaxed) as u64)
-                            .s(") never reached the start line (stopped or starved?) at iteration ").u(g as u64);
-                    }));
+            let done = ctl.iterations.load(Acquire);
+            let now = sys::monotonic_ns();
+            if done != last.0 {
+                last = (done, now);
+                progress(done);
+            } else if now - last.1 > ITERATION_NS {
+                return Err(Stop::brok(|l| {
+                    l.s("iteration ").u(done + 1).s(" did not end within 120 s");
+                }));
+            }
+            if stopping.is_none() {
+                // End at the next iteration boundary, so the racers stop cleanly.
+                stopping = sys::pending_signal();
+                if stopping.is_some() {
+                    ctl.stop.store(1, Release);
                 }
             }
             self.check_vanished()?;
-            if sys::monotonic_ns() - t0 > ITERATION_NS {
-                return Err(Stop::brok(|l| {
-                    l.s("the racers did not finish iteration ").u(g as u64).s(" within 120 s");
-                }));
-            }
-            let _ = sys::futex_wait(&ctl.finished, f, 100_000_000);
+            let _ = sys::futex_wait(&ctl.end, RUNNING, 100_000_000);
         }
-        Ok(self.collect(g))
     }
 
-    fn collect(&self, g: u32) -> Outcome {
-        let (mut t0_min, mut t0_max, mut t1_min, mut fault) = (u64::MAX, 0, u64::MAX, 0);
-        for i in 0..self.crew.n {
-            let s = self.crew.slot(i);
-            if s.state.load(Acquire) == FAULTED && s.fault_generation.load(Acquire) == g {
-                return Outcome::Faulted(Fault {
-                    racer: i,
-                    cpu: s.fault_cpu.load(Acquire),
-                    sig: s.fault_sig.load(Acquire),
-                    code: s.fault_code.load(Acquire) as i32,
-                    addr: s.fault_addr.load(Acquire),
-                    generation: g,
-                });
+    fn ended(&self, how: u32) -> Step<Outcome> {
+        let ctl = self.crew.ctl();
+        let iteration = ctl.iterations.load(Acquire) + 1;
+        match how {
+            FAULTED => {
+                for i in 0..self.crew.n {
+                    let s = self.crew.slot(i);
+                    if s.state.load(Acquire) == DEAD {
+                        return Ok(Outcome::Faulted(Fault {
+                            racer: i,
+                            cpu: s.fault_cpu.load(Acquire),
+                            sig: s.fault_sig.load(Acquire),
+                            code: s.fault_code.load(Acquire) as i32,
+                            addr: s.fault_addr.load(Acquire),
+                            iteration,
+                        }));
+                    }
+                }
+                Err(Stop::brok(|l| {
+                    l.s("a racer faulted but left no record");
+                }))
             }
-            let (a, b) = (s.t0.load(Acquire), s.t1.load(Acquire));
-            t0_min = t0_min.min(a);
-            t0_max = t0_max.max(a);
-            t1_min = t1_min.min(b);
-            fault = fault.max(b.wrapping_sub(a));
+            MISSING => {
+                let m = (0..self.crew.n).map(|i| self.crew.slot(i).missing.load(Acquire)).find(|&m| m != 0).unwrap_or(1);
+                let late = self.crew.slot(m as usize - 1);
+                Err(Stop::brok(|l| {
+                    l.s("racer ").u(m as u64).s(" (CPU ").u(late.cpu.load(Relaxed) as u64)
+                        .s(") never reached the start line (stopped or starved?) in iteration ").u(iteration);
+                }))
+            }
+            RESET_FAILED => {
+                let e = Errno(ctl.reset_errno.load(Acquire) as u16);
+                Err(Stop::brok(|l| {
+                    l.s("giving the contested page back after iteration ").u(iteration - 1).s(": ").errno(e);
+                }))
+            }
+            _ => Ok(Outcome::Done),
         }
-        Outcome::Raced(Sample { skew: t0_max - t0_min, fault, overlap: t0_max < t1_min })
     }
 
-    /// The CPUs the racers run on, as a JSON-ready list (0,1).
+    /// The figures so far.
+    pub fn tally(&self) -> Tally<'_> {
+        let ctl = self.crew.ctl();
+        Tally { iterations: ctl.iterations.load(Acquire), missed: ctl.missed.load(Acquire), skew: &ctl.skew, fault: &ctl.fault }
+    }
+
+    /// The CPUs the racers run on, as a list (0,1).
     pub fn write_cpus(&self, l: &mut crate::out::Line) {
         for i in 0..self.crew.n {
             if i > 0 {
@@ -328,12 +428,16 @@ impl<'a> Race<'a> {
         }
     }
 
-    /// Stop and join every racer. Those that will not go are killed (processes) or left with
-    /// their memory (threads end with the process).
+    /// Stop and join every racer. Processes that will not go are killed; threads that will
+    /// not go end with the process, and their stacks are kept until then.
     fn teardown(&mut self) -> bool {
         let ctl = self.crew.ctl();
         ctl.stop.store(1, Release);
-        ctl.generation.store(self.generation.wrapping_add(1), Release);
+        if ctl.end.load(Acquire) == RUNNING {
+            ctl.end.store(DONE, Release);
+        }
+        // A generation the racers will see as new, so that sleepers wake and leave.
+        ctl.generation.store(ctl.generation.load(Acquire).wrapping_add(1), Release);
         sys::futex_wake(&ctl.generation, i32::MAX as u32);
         let mut all = true;
         for i in 0..self.spawned {
@@ -345,7 +449,7 @@ impl<'a> Race<'a> {
                     Mode::Private => {
                         let _ = sys::futex_wait(tid, pid as u32, 50_000_000);
                     }
-                    Mode::Shared => sys::sleep_ns(200_000),
+                    Mode::Shared => sys::sleep_ns(100_000),
                 }
             }
             if self.crew.mode == Mode::Shared && pid > 0 {
@@ -385,15 +489,44 @@ pub fn signal_name(sig: u32) -> &'static str {
     }
 }
 
+/// The si_code of a SIGBUS, by name.
+pub fn bus_code(code: i32) -> &'static str {
+    match code {
+        1 => "BUS_ADRALN",
+        2 => "BUS_ADRERR",
+        3 => "BUS_OBJERR",
+        4 => "BUS_MCEERR_AR",
+        5 => "BUS_MCEERR_AO",
+        _ => "",
+    }
+}
+
 // ---- the racer's side ----
 
-fn fail_setup(s: &Slot, ctl: &Control, step: u32, e: sys::Errno) -> usize {
+fn fail_setup(s: &Slot, ctl: &Control, step: u32, e: Errno) -> usize {
     s.step.store(step, Relaxed);
     s.errno.store(e.0 as u32, Relaxed);
     s.state.store(SETUP_FAILED, Release);
     ctl.started.fetch_add(1, Release);
     sys::futex_wake(&ctl.started, 1);
     1
+}
+
+/// Pin the calling racer to its CPU and check that it runs there.
+fn pin(me: &Slot) -> Result<(), (u32, Errno)> {
+    let cpu = me.cpu.load(Relaxed);
+    let mut mask = [0u8; (MAX_PIN_CPU / 8) as usize];
+    let len = ((cpu as usize / 64) + 1) * 8;
+    if cpu >= MAX_PIN_CPU || !crate::parse::mask_set(&mut mask[..len], cpu) {
+        return Err((STEP_AFFINITY, Errno::EINVAL));
+    }
+    sys::sched_setaffinity(0, &mask[..len]).map_err(|e| (STEP_AFFINITY, e))?;
+    let seen = sys::getcpu().unwrap_or(u32::MAX);
+    me.seen_cpu.store(seen, Relaxed);
+    if seen != cpu {
+        return Err((STEP_WRONG_CPU, Errno(0)));
+    }
+    Ok(())
 }
 
 fn racer(i: usize, crew: &Crew) -> usize {
@@ -409,22 +542,11 @@ fn racer(i: usize, crew: &Crew) -> usize {
             return fail_setup(me, ctl, STEP_PDEATHSIG, e);
         }
         if sys::getppid() != crew.parent {
-            return fail_setup(me, ctl, STEP_PARENT_GONE, sys::Errno(0));
+            return fail_setup(me, ctl, STEP_PARENT_GONE, Errno(0));
         }
     }
-    let cpu = me.cpu.load(Relaxed);
-    let mut mask = [0u8; (MAX_PIN_CPU / 8) as usize];
-    let len = ((cpu as usize / 64) + 1) * 8;
-    if cpu >= MAX_PIN_CPU || !crate::parse::mask_set(&mut mask[..len], cpu) {
-        return fail_setup(me, ctl, STEP_AFFINITY, sys::Errno::EINVAL);
-    }
-    if let Err(e) = sys::sched_setaffinity(0, &mask[..len]) {
-        return fail_setup(me, ctl, STEP_AFFINITY, e);
-    }
-    let seen = sys::getcpu().unwrap_or(u32::MAX);
-    me.seen_cpu.store(seen, Relaxed);
-    if seen != cpu {
-        return fail_setup(me, ctl, STEP_WRONG_CPU, sys::Errno(0));
+    if let Err((step, e)) = pin(me) {
+        return fail_setup(me, ctl, step, e);
     }
     if crew.rt && sys::set_fifo(1).is_err() {
         me.rt_refused.store(1, Relaxed);
@@ -435,10 +557,10 @@ fn racer(i: usize, crew: &Crew) -> usize {
 
     let mut g = 0u32;
     loop {
-        // Sleep until the parent starts the next generation.
+        // Sleep until the next generation starts; never spin here.
         loop {
             let now = ctl.generation.load(Acquire);
-            if ctl.stop.load(Acquire) != 0 {
+            if ctl.end.load(Acquire) != RUNNING || ctl.stop.load(Acquire) != 0 {
                 return 0;
             }
             if now != g {
@@ -451,8 +573,7 @@ fn racer(i: usize, crew: &Crew) -> usize {
         me.ready.store(g, Release);
         if let Err(j) = start_line(crew, g) {
             me.missing.store(j as u32 + 1, Release);
-            ctl.finished.fetch_add(1, Release);
-            sys::futex_wake(&ctl.finished, 1);
+            crew.finish(g);
             continue;
         }
         // ...go: the contested write, stamped on both sides.
@@ -461,28 +582,25 @@ fn racer(i: usize, crew: &Crew) -> usize {
         let t1 = crate::arch::cycles();
         me.t0.store(t0, Relaxed);
         me.t1.store(t1, Relaxed);
-        ctl.finished.fetch_add(1, Release);
-        sys::futex_wake(&ctl.finished, 1);
+        crew.finish(g);
     }
 }
 
 /// Spin until every racer's trigger shows generation `g`. Bounded: Err(j) names a partner
-/// that did not arrive within START_LINE_NS (the clock is read only every 64K spins, so
-/// the release is not slowed by it).
+/// that did not arrive within START_LINE_NS (the clock is read only every 64K spins, so the
+/// release is not slowed by it).
 fn start_line(crew: &Crew, g: u32) -> Result<(), usize> {
     let mut spins: u32 = 0;
     let mut deadline = 0u64;
     loop {
-        let mut late = None;
-        for j in 0..crew.n {
-            if crew.slot(j).ready.load(Acquire) != g {
-                late = Some(j);
-                break;
-            }
-        }
-        let Some(j) = late else { return Ok(()) };
-        core::hint::spin_loop();
+        let Some(j) = (0..crew.n).find(|&j| crew.slot(j).ready.load(Acquire) != g) else { return Ok(()) };
         spins = spins.wrapping_add(1);
+        // No pause for the first spins: a pause (up to ~140 cycles on x86) is as long as the
+        // cache-line transfer we are waiting for and would show up as skew. Past that the
+        // partner is late anyway, and pausing spares its hyperthread sibling.
+        if spins > 1 << 12 {
+            core::hint::spin_loop();
+        }
         if spins & 0xffff == 0 {
             let now = sys::monotonic_ns();
             if deadline == 0 {
@@ -504,26 +622,14 @@ fn on_fault(crew: &Crew, f: sys::Fault) {
         if s.self_tid.load(Acquire) != tid {
             continue;
         }
+        let g = ctl.generation.load(Acquire);
         s.fault_sig.store(f.sig, Relaxed);
         s.fault_code.store(f.code as u32, Relaxed);
         s.fault_addr.store(f.addr as u64, Relaxed);
         s.fault_cpu.store(sys::getcpu().unwrap_or(u32::MAX), Relaxed);
-        s.fault_generation.store(ctl.generation.load(Acquire), Relaxed);
-        s.state.store(FAULTED, Release);
-        ctl.finished.fetch_add(1, Release);
-        sys::futex_wake(&ctl.finished, 1);
+        s.fault_generation.store(g, Relaxed);
+        s.state.store(DEAD, Release);
+        crew.finish(g);
         sys::exit_thread(128 + f.sig as i32);
-    }
-}
-
-/// The si_code of a SIGBUS, by name.
-pub fn bus_code(code: i32) -> &'static str {
-    match code {
-        1 => "BUS_ADRALN",
-        2 => "BUS_ADRERR",
-        3 => "BUS_OBJERR",
-        4 => "BUS_MCEERR_AR",
-        5 => "BUS_MCEERR_AO",
-        _ => "",
     }
 }

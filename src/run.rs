@@ -9,7 +9,7 @@ use crate::out::{Line, STDERR, STDOUT};
 use crate::pool::{self, Policy, Pool, MAX_SIZES};
 use crate::race::{self, Outcome, Race};
 use crate::report::{Figures, Mode, Record, Reporter, Res, Step, Stop};
-use crate::stats::{Hist, Summary};
+use crate::stats::Summary;
 use crate::sys::{self, k, start::Args};
 
 /// The program name that makes hugerace speak libhugetlbfs's language.
@@ -32,14 +32,30 @@ pub fn defaults(args: &Args) -> Config {
 }
 
 /// Run the command line; returns the exit status.
-pub fn main(args: Args, base: Config) -> i32 {
-    let words = (1..args.len()).filter_map(|i| args.get(i));
-    match cli::parse(words, base) {
+pub fn main(args: Args, mut base: Config) -> i32 {
+    let words = move || (1..args.len()).filter_map(move |i| args.get(i));
+    // libhugetlbfs's test needs its mode word and calls any bad command line a bad
+    // configuration (status 1, on stdout), never a failure.
+    let libhugetlbfs = cli::format_given(words()).unwrap_or(base.format) == Format::Hugetlbfs;
+    if libhugetlbfs {
+        (base.shared, base.private) = (false, false);
+    }
+    let mut l = Line::new();
+    match cli::parse(words(), base) {
+        Err(e) if libhugetlbfs => {
+            l.s("Bad configuration: ").s(e.msg).s(" '").arg(e.arg).s("'\n");
+            l.emit(STDOUT);
+            1
+        }
         Err(e) => {
-            let mut l = Line::new();
             l.s("hugerace: ").s(e.msg).s(" '").arg(e.arg).s("' (see hugerace --help)\n");
             l.emit(STDERR);
             2
+        }
+        Ok(Action::Run(cfg)) if !cfg.shared && !cfg.private => {
+            l.s("Bad configuration: Usage: alloc-instantiate-race <private|shared> [hugerace options]\n");
+            l.emit(STDOUT);
+            1
         }
         Ok(Action::Help) => {
             help();
@@ -252,7 +268,13 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     }))?;
 
     let nracers = rec.racers as usize;
-    let mut race = Race::start(mode, &page, nracers, cfg.rt, |give| cpus::choose(cfg, allowed, nracers as u32, give))?;
+    // Between iterations the page goes back to the pool, so that exactly `leave` pages are
+    // free again: a hole punch frees a shared page and unmaps it from every racer; a private
+    // page is dropped from the one mm with MADV_DONTNEED.
+    let reset_shared = || file.punch_last();
+    let reset_private = || page.madvise(0, page.len(), k::MADV_DONTNEED);
+    let reset: race::Reset = if shared { &reset_shared } else { &reset_private };
+    let mut race = Race::start(mode, &page, reset, nracers, cfg.rt, |give| cpus::choose(cfg, allowed, nracers as u32, give))?;
     race.write_cpus(&mut rec.cpus);
     rep.info(|l| {
         l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(" pages with ").s(file.source_name());
@@ -267,90 +289,60 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
         }
         l.s("; ").u(nracers as u64).s(if shared { " processes" } else { " threads" }).s(" on CPUs ").b(rec.cpus.as_bytes());
     });
-    if cfg.rt {
-        let parent = sys::set_fifo(2);
-        if parent.is_err() || race.rt_refused() {
-            rep.info(|l| {
-                l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
-            });
-        }
+    if cfg.rt && race.rt_refused() {
+        rep.info(|l| {
+            l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
+        });
     }
-
-    let r = iterate(cfg, rec, &mut race, &file, &page, origin);
-    if cfg.rt {
-        let _ = sys::set_normal();
-    }
+    let r = iterate(cfg, rec, &mut race, origin);
     drop(race);
     drop(page);
     drop(file);
     r
 }
 
-fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, file: &HugeFile, page: &sys::Mapping, origin: Clock) -> Step<()> {
-    let mut skew = Hist::new();
-    let mut fault = Hist::new();
-    let f = &mut rec.figs;
+fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> Step<()> {
     let t0 = sys::monotonic_ns();
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
-    let shared = rec.mode == Mode::Shared;
-    let mut outcome = Ok(());
-    loop {
-        if f.iterations > 0 {
-            // Give the page back so that the pool again has exactly `leave` free.
-            let r = if shared { file.punch_last() } else { page.madvise(0, page.len(), k::MADV_DONTNEED) };
-            if let Err(e) = r {
-                outcome = Err(Stop::sys(if shared { "fallocate(PUNCH_HOLE)" } else { "madvise(MADV_DONTNEED)" }, e));
-                break;
-            }
-        }
-        f.iterations += 1;
-        match race.once() {
-            Err(s) => {
-                f.broken += 1;
-                outcome = Err(s);
-                break;
-            }
-            Ok(Outcome::Raced(s)) => {
-                f.passed += 1;
-                skew.add(s.skew);
-                fault.add(s.fault);
-                if !s.overlap {
-                    f.missed += 1;
-                }
-            }
-            Ok(Outcome::Faulted(x)) => {
-                f.failed += 1;
-                let it = f.iterations;
-                let total = if until == 0 { cfg.iterations } else { 0 };
-                outcome = Err(Stop::new(Res::Fail, |l| {
-                    l.s("racer ").u(x.racer as u64 + 1).s(" on CPU ").u(x.cpu as u64).s(" got ").s(race::signal_name(x.sig));
-                    if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
-                        l.s(" (").s(race::bus_code(x.code)).c(b')');
-                    } else {
-                        l.s(" (si_code ").i(x.code as i64).c(b')');
-                    }
-                    l.s(" at ").hex(x.addr).s(" in iteration ").u(it);
-                    if total > 0 {
-                        l.s(" of ").u(total);
-                    }
-                    l.s(": the kernel failed the fault on the last free hugepage");
-                }));
-                break;
-            }
-        }
-        let now = sys::monotonic_ns();
-        if (until == 0 && f.iterations >= cfg.iterations) || (until != 0 && now >= until) {
-            break;
-        }
-    }
+    let want = if until == 0 { cfg.iterations } else { 0 };
+    let outcome = race.run(want, until, |_| {});
+    let f = &mut rec.figs;
     f.elapsed_ns = sys::monotonic_ns() - t0;
+    let t = race.tally();
+    f.passed = t.iterations;
+    f.missed = t.missed;
+    f.iterations = t.iterations + if outcome.is_ok() { 0 } else { 1 };
     let end = Clock::now();
     let (num, den) = (end.ns - origin.ns, end.ticks.wrapping_sub(origin.ticks));
-    f.skew = Summary::of(&skew, num, den);
-    f.fault_p50 = crate::stats::scale(fault.percentile(50), num, den);
-    outcome?;
-    let races = f.passed;
-    rec.msg.s("no SIGBUS in ").u(races).s(if races == 1 { " race of " } else { " races of " }).u(rec.racers as u64)
-        .s(" racers on the last free hugepage");
-    Ok(())
+    f.skew = Summary::of(t.skew, num, den);
+    f.fault_p50 = crate::stats::scale(t.fault.percentile(50), num, den);
+    match outcome {
+        Err(s) => {
+            f.broken = 1;
+            Err(s)
+        }
+        Ok(Outcome::Faulted(x)) => {
+            f.failed = 1;
+            f.iterations = t.iterations + 1;
+            Err(Stop::new(Res::Fail, |l| {
+                l.s("racer ").u(x.racer as u64 + 1).s(" on CPU ").u(x.cpu as u64).s(" got ").s(race::signal_name(x.sig));
+                if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
+                    l.s(" (").s(race::bus_code(x.code)).c(b')');
+                } else {
+                    l.s(" (si_code ").i(x.code as i64).c(b')');
+                }
+                l.s(" at ").hex(x.addr).s(" in iteration ").u(x.iteration);
+                if want > 0 {
+                    l.s(" of ").u(want);
+                }
+                l.s(": the kernel failed the fault on the last free hugepage");
+            }))
+        }
+        Ok(Outcome::Done) => {
+            let races = f.passed;
+            rec.msg.s("no SIGBUS in ").u(races).s(if races == 1 { " race of " } else { " races of " }).u(rec.racers as u64)
+                .s(" racers on the last free hugepage");
+            Ok(())
+        }
+    }
 }

@@ -1,13 +1,17 @@
 //! Percentiles without an allocator: a log-linear histogram (16 steps per power of two, so
-//! within 6.25%), exact below 16 and with the exact maximum kept aside.
+//! within 6.25%), exact below 16 and with the exact maximum kept aside. Its counters are
+//! atomics so that it can live on the control page, where whichever racer closes an
+//! iteration records it.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 const SUB: u32 = 16;
 const BUCKETS: usize = (64 - 3) * SUB as usize;
 
 pub struct Hist {
-    counts: [u32; BUCKETS],
-    n: u64,
-    max: u64,
+    counts: [AtomicU32; BUCKETS],
+    n: AtomicU64,
+    max: AtomicU64,
 }
 
 impl Default for Hist {
@@ -36,35 +40,38 @@ fn lower_bound(i: usize) -> u64 {
 
 impl Hist {
     pub const fn new() -> Hist {
-        Hist { counts: [0; BUCKETS], n: 0, max: 0 }
+        Hist { counts: [const { AtomicU32::new(0) }; BUCKETS], n: AtomicU64::new(0), max: AtomicU64::new(0) }
     }
-    pub fn add(&mut self, v: u64) {
+    /// Record one value. One writer at a time (the racer closing an iteration); readers
+    /// look after the run, through the control page's release/acquire handover.
+    pub fn add(&self, v: u64) {
         let i = index(v).min(BUCKETS - 1);
-        self.counts[i] = self.counts[i].saturating_add(1);
-        self.n += 1;
-        self.max = self.max.max(v);
+        self.counts[i].fetch_add(1, Relaxed);
+        self.n.fetch_add(1, Relaxed);
+        self.max.fetch_max(v, Relaxed);
     }
     pub fn count(&self) -> u64 {
-        self.n
+        self.n.load(Relaxed)
     }
     pub fn max(&self) -> u64 {
-        self.max
+        self.max.load(Relaxed)
     }
     /// The value below which `pct` percent of the samples fall (bucket lower bound, never
     /// above the true maximum).
     pub fn percentile(&self, pct: u32) -> u64 {
-        if self.n == 0 {
+        let n = self.count();
+        if n == 0 {
             return 0;
         }
-        let rank = (self.n * pct as u64).div_ceil(100).max(1);
+        let rank = (n * pct as u64).div_ceil(100).max(1);
         let mut seen = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c as u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c.load(Relaxed) as u64;
             if seen >= rank {
-                return lower_bound(i).min(self.max);
+                return lower_bound(i).min(self.max());
             }
         }
-        self.max
+        self.max()
     }
 }
 
@@ -108,7 +115,7 @@ mod tests {
 
     #[test]
     fn percentiles() {
-        let mut h = Hist::new();
+        let h = Hist::new();
         for v in 1..=100u64 {
             h.add(v);
         }
@@ -119,7 +126,7 @@ mod tests {
         let p99 = h.percentile(99);
         assert!((92..=99).contains(&p99), "{p99}");
         assert_eq!(Hist::new().percentile(50), 0);
-        let mut one = Hist::new();
+        let one = Hist::new();
         one.add(7);
         assert_eq!(Summary::of(&one, 1, 1), Summary { p50: 7, p90: 7, p99: 7, max: 7 });
         assert_eq!(scale(3_000, 1, 3), 1_000);

@@ -104,42 +104,55 @@ impl Drop for Mapping {
     }
 }
 
-/// Types that are valid when all-zero and are only ever touched through atomics, so they
-/// may live in memory shared between processes and threads.
-///
-/// # Safety
-/// The implementor must be valid when zeroed and `Sync` through interior atomics only.
-pub unsafe trait SharedZeroed: Sync {}
-
-/// A value of type T in a MAP_SHARED anonymous mapping: it stays shared across fork-style
-/// clones, which is what lets racer processes and the parent see one control page.
-pub struct Shared<T: SharedZeroed> {
+/// A header T and `n` slots of U in one MAP_SHARED anonymous mapping: it stays shared
+/// across fork-style clones, which is what lets racer processes, racer threads and the parent
+/// see one control page. Both types are reached only through `&`, so they hold atomics.
+pub struct Shared<T: Default + Sync, U: Default + Sync> {
     map: Mapping,
-    _t: PhantomData<T>,
+    n: usize,
+    _t: PhantomData<(T, U)>,
 }
 
-impl<T: SharedZeroed> Shared<T> {
-    pub fn new() -> Result<Self> {
-        Self::with_tail(0)
+impl<T: Default + Sync, U: Default + Sync> Shared<T, U> {
+    fn slots_at() -> usize {
+        core::mem::size_of::<T>().next_multiple_of(core::mem::align_of::<U>())
     }
-    /// Room for T plus `tail` more bytes behind it (for a trailing array of slots).
-    pub fn with_tail(tail: usize) -> Result<Self> {
-        let map = Mapping::anon(core::mem::size_of::<T>() + tail, true)?;
-        Ok(Shared { map, _t: PhantomData })
+
+    pub fn new(n: usize) -> Result<Self> {
+        if core::mem::align_of::<T>() > 4096 || core::mem::align_of::<U>() > 4096 {
+            return Err(super::Errno::EINVAL);
+        }
+        let len = n.checked_mul(core::mem::size_of::<U>()).and_then(|s| s.checked_add(Self::slots_at())).ok_or(super::Errno::ENOMEM)?;
+        let map = Mapping::anon(len.max(1), true)?;
+        // SAFETY: the fresh mapping is page-aligned (enough for T and U, checked above), large
+        // enough for T and n U's, and nothing else refers to it yet.
+        unsafe {
+            core::ptr::write(map.addr as *mut T, T::default());
+            for i in 0..n {
+                core::ptr::write((map.addr + Self::slots_at() + i * core::mem::size_of::<U>()) as *mut U, U::default());
+            }
+        }
+        Ok(Shared { map, n, _t: PhantomData })
     }
-    pub fn get(&self) -> &T {
-        // SAFETY: the mapping is page-aligned, zero-filled, large enough, and T is valid
-        // zeroed and only mutated through atomics.
+
+    pub fn head(&self) -> &T {
+        // SAFETY: initialised in `new`; only shared references are handed out.
         unsafe { &*(self.map.addr as *const T) }
     }
-    /// The i-th element of a trailing array of U placed right after T.
-    pub fn tail<U: SharedZeroed>(&self, i: usize) -> Option<&U> {
-        let off = core::mem::size_of::<T>().next_multiple_of(core::mem::align_of::<U>());
-        let at = off + i.checked_mul(core::mem::size_of::<U>())?;
-        if at + core::mem::size_of::<U>() > self.map.len {
+
+    pub fn slot(&self, i: usize) -> Option<&U> {
+        if i >= self.n {
             return None;
         }
-        // SAFETY: in bounds, aligned (page base + multiple of U's alignment), zeroed U is valid.
-        Some(unsafe { &*((self.map.addr + at) as *const U) })
+        // SAFETY: slot i < n was initialised in `new` and lies inside the mapping.
+        Some(unsafe { &*((self.map.addr + Self::slots_at() + i * core::mem::size_of::<U>()) as *const U) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
     }
 }
