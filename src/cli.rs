@@ -213,6 +213,31 @@ pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result
     Ok(Action::Run(cfg))
 }
 
+fn format_named(val: &[u8]) -> Option<Format> {
+    Some(match val {
+        b"ltp" => Format::Ltp,
+        b"ktap" => Format::Ktap,
+        b"json" => Format::Json,
+        b"hugetlbfs" => Format::Hugetlbfs,
+        _ => return None,
+    })
+}
+
+/// The format the words ask for, found ahead of parsing so that even a usage error can be
+/// told in that format's words (libhugetlbfs's runner reads only stdout and the status).
+pub fn format_given(mut words: impl Iterator<Item = &'static [u8]>) -> Option<Format> {
+    let mut found = None;
+    while let Some(w) = words.next() {
+        let val = match w {
+            b"--" => break,
+            b"-f" | b"--format" => words.next(),
+            _ => w.strip_prefix(b"--format=").or_else(|| w.strip_prefix(b"-f")),
+        };
+        found = val.and_then(format_named).or(found);
+    }
+    found
+}
+
 fn positional(cfg: &mut Config, seen: &mut u32, w: &'static [u8]) -> Result<(), Error> {
     let bit = 1u32 << (Key::Mode as u32);
     if *seen & bit != 0 {
@@ -294,15 +319,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
             cfg.hugetlbfs = Some(val)
         }
         Key::NoMemfd => cfg.no_memfd = true,
-        Key::Format => {
-            cfg.format = match val {
-                b"ltp" => Format::Ltp,
-                b"ktap" => Format::Ktap,
-                b"json" => Format::Json,
-                b"hugetlbfs" => Format::Hugetlbfs,
-                _ => return Err(Error { msg: "format must be ltp, ktap, json or hugetlbfs", arg: val }),
-            }
-        }
+        Key::Format => cfg.format = format_named(val).ok_or(Error { msg: "format must be ltp, ktap, json or hugetlbfs", arg: val })?,
         Key::Verbose => cfg.verbose = true,
         Key::Help => return Ok(Some(Action::Help)),
         Key::Version => return Ok(Some(Action::Version)),
@@ -346,6 +363,16 @@ mod tests {
         assert_eq!(c.cpus, Some(&b"0-2"[..]));
         assert_eq!(c.format, Format::Json);
         assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
+    }
+
+    #[test]
+    fn format_found_ahead() {
+        let f = |a: &[&'static str]| format_given(a.iter().map(|s| s.as_bytes()));
+        assert_eq!(f(&["shared", "-f", "hugetlbfs"]), Some(Format::Hugetlbfs));
+        assert_eq!(f(&["--format=json", "-i", "3"]), Some(Format::Json));
+        assert_eq!(f(&["-fktap", "--bogus"]), Some(Format::Ktap));
+        assert_eq!(f(&["-i", "3", "--", "-f", "json"]), None);
+        assert_eq!(f(&["--foo", "-f"]), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Layers, top to bottom, each using only those below it:
 //! - `run`: one whole invocation; `pid1`: hugerace as a test image's /init;
-//! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `stats`, `out`: the steps;
+//! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `stats`, `progress`, `out`: the steps;
 //! - `parse`: pure parsers of /proc, /sys and command-line text;
 //! - `sys`: typed syscalls returning `Result<T, Errno>` (with `arch`, the only `unsafe`);
 //! - `arch`: the syscall instruction, `_start`, clone, the signal restorer, the cycle counter.
@@ -16,6 +16,7 @@ pub mod out;
 pub mod parse;
 pub mod pid1;
 pub mod pool;
+pub mod progress;
 pub mod race;
 pub mod report;
 pub mod run;

@@ -124,6 +124,9 @@ pub struct Reporter {
     counts: [u32; 5],
     tests: u32,
     json_first: bool,
+    /// hugetlbfs: the verdict line kept for `finish` (the first FAIL, else the first bad
+    /// configuration), since a libhugetlbfs test prints exactly one.
+    verdict: Line,
 }
 
 const PASS: usize = 0;
@@ -134,7 +137,7 @@ const WARN: usize = 4;
 
 impl Reporter {
     pub fn new(format: Format, verbose: bool) -> Reporter {
-        Reporter { format, verbose, name: "hugerace", counts: [0; 5], tests: 0, json_first: true }
+        Reporter { format, verbose, name: "hugerace", counts: [0; 5], tests: 0, json_first: true, verdict: Line::new() }
     }
 
     /// Announce how many results will follow (KTAP's plan; the JSON document's head).
@@ -257,12 +260,13 @@ impl Reporter {
                 l.c(b'\n');
             }
             Format::Hugetlbfs => {
-                match res {
-                    Res::Pass => l.s("PASS"),
-                    Res::Fail | Res::Brok => l.s("FAIL\t").s(what).s(": ").b(msg),
-                    _ => l.s("Bad configuration: ").s(what).s(": ").b(msg),
-                };
-                l.c(b'\n');
+                let fail = matches!(res, Res::Fail | Res::Brok);
+                let v = &mut self.verdict;
+                if res != Res::Pass && (v.as_bytes().is_empty() || fail && !v.as_bytes().starts_with(b"FAIL")) {
+                    v.clear();
+                    v.s(if fail { "FAIL\t" } else { "Bad configuration: " }).s(what).s(": ").b(msg).c(b'\n');
+                }
+                return;
             }
             Format::Json => {
                 if !self.json_first {
@@ -292,7 +296,17 @@ impl Reporter {
             Format::Json => {
                 l.s("],\"exit_status\":").u(status as u64).s("}\n");
             }
-            Format::Hugetlbfs => return status,
+            // One word first, as libhugetlbfs's runner reads it: PASS unless something failed
+            // or nothing passed.
+            Format::Hugetlbfs => {
+                if status == 0 {
+                    l.s("PASS\n");
+                } else if self.verdict.as_bytes().is_empty() {
+                    l.s("Bad configuration: no result\n");
+                } else {
+                    l.b(self.verdict.as_bytes());
+                }
+            }
         }
         l.emit(STDOUT);
         status
@@ -415,6 +429,20 @@ mod tests {
         assert_eq!(status(Format::Hugetlbfs, &[Pass]), 0);
         assert_eq!(status(Format::Hugetlbfs, &[Conf]), 1);
         assert_eq!(status(Format::Hugetlbfs, &[Fail]), 2);
+    }
+
+    #[test]
+    fn hugetlbfs_tells_one_verdict() {
+        let mut r = Reporter::new(Format::Hugetlbfs, false);
+        r.result_line(Res::Conf, "shared 1G", b"no pool", None);
+        r.result_line(Res::Fail, "shared 2M", b"SIGBUS", None);
+        r.result_line(Res::Brok, "private 2M", b"later", None);
+        assert_eq!(r.verdict.as_bytes(), b"FAIL\tshared 2M: SIGBUS\n");
+        assert_eq!(r.exit_status(), 2);
+        let mut r = Reporter::new(Format::Hugetlbfs, false);
+        r.result_line(Res::Conf, "hugepages", b"none", None);
+        assert_eq!(r.verdict.as_bytes(), b"Bad configuration: hugepages: none\n");
+        assert_eq!(r.exit_status(), 1);
     }
 
     #[test]

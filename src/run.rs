@@ -217,6 +217,14 @@ pub fn run(cfg: &Config) -> i32 {
             }
         }
     }
+    let mut st = [0u8; 2048];
+    if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st) {
+        if let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
+            rep.verbose(|l| {
+                l.s("peak RSS ").u(kb).s(" kB");
+            });
+        }
+    }
     rep.finish()
 }
 
@@ -305,7 +313,9 @@ fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> St
     let t0 = sys::monotonic_ns();
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
     let want = if until == 0 { cfg.iterations } else { 0 };
-    let outcome = race.run(want, until, |_| {});
+    let mut progress = crate::progress::Progress::start(cfg, rec.mode, rec.pagesize, t0);
+    let outcome = race.run(want, until, |done| progress.tick(done, 0));
+    drop(progress);
     let f = &mut rec.figs;
     f.elapsed_ns = sys::monotonic_ns() - t0;
     let t = race.tally();

@@ -1,0 +1,104 @@
+//! The live progress line of a long run: mode, size, races done, elapsed time and failures,
+//! redrawn in place on stderr a few times a second and wiped when the race ends. Only when
+//! stderr is a terminal, so it never lands in a log or a harness's capture.
+
+use crate::cli::Config;
+use crate::out::{Line, STDERR};
+use crate::report::Mode;
+use crate::sys;
+
+/// From this many races (`-i`) a run counts as long; any `-I` run does.
+pub const LONG_RUN: u64 = 10_000;
+/// At most four redraws a second.
+const REDRAW_NS: u64 = 250_000_000;
+/// Back to the start of the line, and erase it.
+const WIPE: &str = "\r\x1b[K";
+
+pub struct Progress {
+    on: bool,
+    drawn: bool,
+    mode: Mode,
+    size: u64,
+    cfg_iterations: u64,
+    cfg_seconds: u64,
+    t0: u64,
+    next: u64,
+}
+
+impl Progress {
+    /// Off unless the run is long and stderr is a terminal.
+    pub fn start(cfg: &Config, mode: Mode, size: u64, t0: u64) -> Progress {
+        let long = cfg.duration_s > 0 || cfg.iterations >= LONG_RUN;
+        Progress {
+            on: long && sys::ioctl_is_tty(STDERR),
+            drawn: false,
+            mode,
+            size,
+            cfg_iterations: cfg.iterations,
+            cfg_seconds: cfg.duration_s,
+            t0,
+            next: t0 + REDRAW_NS,
+        }
+    }
+
+    /// Called after every race; draws when the last drawing is old enough.
+    pub fn tick(&mut self, done: u64, failed: u64) {
+        if !self.on {
+            return;
+        }
+        let now = sys::monotonic_ns();
+        if now < self.next {
+            return;
+        }
+        self.next = now + REDRAW_NS;
+        let mut l = Line::new();
+        l.s(WIPE);
+        let total = if self.cfg_seconds > 0 { 0 } else { self.cfg_iterations };
+        render(&mut l, self.mode, self.size, done, total, now - self.t0, self.cfg_seconds, failed);
+        l.emit(STDERR);
+        self.drawn = true;
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.drawn {
+            let _ = sys::write_all(STDERR, WIPE.as_bytes());
+        }
+    }
+}
+
+/// `hugerace: shared 2M: 1234/100000 races, 3.2s, 0 failed` (or `3.2s of 60s` under `-I`).
+#[allow(clippy::too_many_arguments)]
+fn render(l: &mut Line, mode: Mode, size: u64, done: u64, total: u64, elapsed_ns: u64, seconds: u64, failed: u64) {
+    l.s("hugerace: ").s(mode.name()).c(b' ').size(size).s(": ").u(done);
+    if total > 0 {
+        l.c(b'/').u(total);
+    }
+    l.s(" races, ").fixed(elapsed_ns / 100_000_000, 1).c(b's');
+    if seconds > 0 {
+        l.s(" of ").u(seconds).c(b's');
+    }
+    l.s(", ").u(failed).s(" failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line() {
+        let mut l = Line::new();
+        render(&mut l, Mode::Shared, 2 << 20, 1234, 100_000, 3_250_000_000, 0, 0);
+        assert_eq!(l.as_bytes(), b"hugerace: shared 2M: 1234/100000 races, 3.2s, 0 failed");
+        l.clear();
+        render(&mut l, Mode::Private, 1 << 30, 7, 0, 61_000_000_000, 60, 1);
+        assert_eq!(l.as_bytes(), b"hugerace: private 1G: 7 races, 61.0s of 60s, 1 failed");
+    }
+
+    #[test]
+    fn short_runs_stay_quiet() {
+        let cfg = Config { iterations: LONG_RUN - 1, ..Config::default() };
+        assert!(!Progress::start(&cfg, Mode::Shared, 2 << 20, 0).on);
+    }
+}
