@@ -5,7 +5,7 @@ TARGET ?= $(HOST_TARGET)
 CARGO ?= cargo
 BIN := target/$(TARGET)/release/hugerace
 
-.PHONY: all build run test unit integration size clean
+.PHONY: all build run test unit integration size bench clean
 
 all: build
 
@@ -27,6 +27,12 @@ integration: build
 test: unit integration
 
 # One row per target built so far (`make cross` builds them all), stripped bytes.
+# Figures, not tests: size, peak RSS, wall time, setup growth, races/s against a bare-fault
+# baseline, skew and overlap with and without --rt. Root: it sets the 2M pool and restores it.
+bench: build
+	$(CARGO) build --release --target $(TARGET) --example baseline --example launch
+	TARGET=$(TARGET) python3 scripts/bench.py
+
 size: build
 	@printf '%-34s %8s\n' target bytes
 	@for b in target/*/release/hugerace; do \

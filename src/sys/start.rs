@@ -79,3 +79,25 @@ pub fn page_size() -> usize {
         _ => 4096,
     }
 }
+
+impl Args {
+    /// Replace this process with the program named by argument `i`, passing arguments i..
+    /// and this process's environment. Returns only on failure.
+    pub fn exec_from(&self, i: usize) -> super::Errno {
+        if i >= self.argc {
+            return super::Errno::EINVAL;
+        }
+        let w = core::mem::size_of::<usize>();
+        let argv = self.argv + i * w;
+        let envp = self.argv + (self.argc + 1) * w;
+        // SAFETY: argv[i] is NUL-terminated and argv[i..] ends with the kernel's NULL, as
+        // does envp right after it.
+        let path = unsafe { *(argv as *const usize) };
+        match super::check(unsafe {
+            crate::arch::syscall3(linux_raw_sys::general::__NR_execve as usize, path, argv, envp)
+        }) {
+            Ok(_) => super::Errno(0),
+            Err(e) => e,
+        }
+    }
+}
