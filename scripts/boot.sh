@@ -47,7 +47,8 @@ machine() {
         arm64)
             TRIPLE=aarch64-unknown-linux-gnu KARCH=arm64 CONSOLE=ttyAMA0
             # pauth-impdef: the same pointer authentication, far cheaper to emulate.
-            QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -m 4096)
+            # 6G: with 4G, the kernel and the initrd leave one free 1G range.
+            QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -m 6144)
             APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="64K 2M 32M 1G" ;;
         ppc64le-radix)
             TRIPLE=powerpc64le-unknown-linux-gnu KARCH=ppc64el CONSOLE=hvc0
@@ -66,37 +67,45 @@ machine() {
 }
 
 # The console with carriage returns and terminal escapes gone.
-clean() { tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
+clean() { tr -d '\r\000' <"$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g'; }
 
 # Kernel messages start with a [ timestamp ]; everything else on the console is hugerace's
 # (or firmware's, before the kernel).
-user_lines() { clean "$1" | grep -Ev '^\[ *[0-9]+\.[0-9]+\]'; }
+user_lines() { clean "$1" | grep -a -Ev '^\[ *[0-9]+\.[0-9]+\]'; }
 
 # Check one console; prints the reasons it fails, one per line; no output means it passed.
 verdict() {
     local log=$1 rc=$2 last code s m
     [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "QEMU did not end within ${TIMEOUT}s (killed)"
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] && echo "QEMU exited with status $rc"
-    clean "$log" | grep -q 'Kernel panic' && echo "the kernel panicked: $(clean "$log" | grep -m1 'Kernel panic')"
-    clean "$log" | grep -q 'reboot: Power down' || echo "no 'reboot: Power down' on the console"
-    last=$(user_lines "$log" | grep -v '^[[:space:]]*$' | tail -n1)
+    clean "$log" | grep -a -q 'Kernel panic' && echo "the kernel panicked: $(clean "$log" | grep -a -m1 'Kernel panic')"
+    clean "$log" | grep -a -q 'reboot: Power down' || echo "no 'reboot: Power down' on the console"
+    last=$(user_lines "$log" | grep -a -v '^[[:space:]]*$' | tail -n1)
     if [[ $last =~ ^hugerace:\ exit\ (-?[0-9]+)$ ]]; then
         code=${BASH_REMATCH[1]}
     else
         echo "the last line hugerace printed is not 'hugerace: exit N': '$last'"
         code=""
     fi
+    # KTAP: the version line (firmware may leave junk before it on its line), a plan, and as
+    # many results as the plan announced.
+    clean "$log" | grep -a -q 'KTAP version 1$' || echo "no 'KTAP version 1' line"
+    local plan results
+    plan=$(user_lines "$log" | sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' | head -n1)
+    results=$(user_lines "$log" | grep -a -cE '^(not )?ok [0-9]+ ')
+    [ -n "$plan" ] || echo "no KTAP plan (1..N)"
+    [ -n "$plan" ] && [ "$plan" != "$results" ] && echo "the plan announced $plan results, $results came"
     if [ "$EXPECT" = pass ]; then
         [ "$code" = 0 ] || { [ -n "$code" ] && echo "hugerace: exit $code, wanted 0"; }
-        clean "$log" | grep -E '^not ok ' | sed 's/^/failed: /'
+        clean "$log" | grep -a -E '^not ok ' | sed 's/^/failed: /'
         for s in $SIZES; do
             for m in shared private; do
-                clean "$log" | grep -E "^ok [0-9]+ " | grep -v '# SKIP' | grep -w -- "$m" | grep -qw -- "$s" ||
+                clean "$log" | grep -a -E "^ok [0-9]+ " | grep -a -v '# SKIP' | grep -a -w -- "$m" | grep -a -qw -- "$s" ||
                     echo "no passing '$m $s' result"
             done
         done
     else
-        clean "$log" | grep -qE '^not ok ' || echo "no 'not ok' line: the negative control did not fail"
+        clean "$log" | grep -a -qE '^not ok ' || echo "no 'not ok' line: the negative control did not fail"
         [ -n "$code" ] && [ "$code" = 0 ] && echo "hugerace: exit 0, wanted a failure status"
     fi
 }
@@ -134,11 +143,11 @@ for name in "${@:-${ALL[@]}}"; do
     printf -v dt '%.1f' "$dt"
     echo "== boot $name ($TRIPLE, kernel $KARCH): $result in ${dt}s"
     [ -n "${kernel:-}" ] && [ -e "${kernel:-/nonexistent}" ] && echo "   kernel: $kernel"
-    [ -n "$why" ] && printf '   %s\n' "$why" | sed 's/^   /   reason: /'
+    [ -n "$why" ] && printf '%s\n' "$why" | sed 's/^/   reason: /'
     if [ -e "$console" ]; then
         echo "   console ($console), hugerace's lines:"
-        user_lines "$console" | grep -E '^(KTAP|1\.\.|ok |not ok |# |hugerace:)' | sed 's/^/     | /'
-        clean "$console" | grep -E 'reboot: Power down|Kernel panic' | sed 's/^/     | /'
+        user_lines "$console" | grep -a -E '^(KTAP|1\.\.|ok |not ok |# |hugerace:)' | sed 's/^/     | /'
+        clean "$console" | grep -a -E 'reboot: Power down|Kernel panic' | sed 's/^/     | /'
     fi
     case $result in
         PASS) passed=$((passed + 1)) ;;

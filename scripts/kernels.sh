@@ -21,7 +21,7 @@
 #   apt/<arch>/                  apt lists and downloaded .debs for that arch
 #   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package
 #   src/linux-source-<ver>/       the unpacked kernel source (ppc64be)
-#   build/ppc64be-<key>/          the object tree (O=), kept for incremental rebuilds
+#   build/ppc64be-<ver>/          the object tree (O=), kept for incremental rebuilds
 #   kernels/ppc64be/<key>/vmlinux the built kernel
 set -euo pipefail
 
@@ -131,7 +131,8 @@ be_kernel() {
         mv "$src.tmp" "$src"
         touch "$src/.done"
     fi
-    obj="$CACHE/build/ppc64be-$key"
+    # Keyed by the source version only: a changed config rebuilds incrementally.
+    obj="$CACHE/build/ppc64be-$ver"
     mkdir -p "$obj"
     local mk=(make -s -C "$src" O="$obj" ARCH=powerpc CROSS_COMPILE="$cc")
     log "configuring (allnoconfig + boot/ppc64be.config)"
