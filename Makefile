@@ -101,3 +101,25 @@ cross-deps:
 integration: cross
 integration: export HUGERACE_CROSS_TARGETS := $(CROSS_TARGETS)
 # ---- end cross ------------------------------------------------------------------------------
+
+# ---- install (issue 6) ------------------------------------------------------------------------
+# `make install PREFIX=/usr/local DESTDIR=/tmp/stage` installs the binary, the libhugetlbfs
+# name (alloc-instantiate-race, a relative symlink to hugerace) and the man page; `make
+# uninstall` removes exactly those. `BIN=...` installs another build (tests/install.rs does).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+INSTALL ?= install
+
+.PHONY: install uninstall
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/hugerace
+	ln -sfn hugerace $(DESTDIR)$(BINDIR)/alloc-instantiate-race
+	$(INSTALL) -m 0644 doc/hugerace.1 $(DESTDIR)$(MANDIR)/man1/hugerace.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/hugerace $(DESTDIR)$(BINDIR)/alloc-instantiate-race \
+	  $(DESTDIR)$(MANDIR)/man1/hugerace.1
+# ---- end install ------------------------------------------------------------------------------
