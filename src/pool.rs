@@ -27,7 +27,14 @@ pub fn sizes(out: &mut [u64; MAX_SIZES]) -> usize {
             n = 1;
         }
     }
-    out[..n].sort_unstable();
+    // Insertion sort: a handful of sizes, and far smaller code than the library's sort.
+    for i in 1..n {
+        let mut j = i;
+        while j > 0 && out[j - 1] > out[j] {
+            out.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     n
 }
 

@@ -46,6 +46,16 @@ pub struct Stop {
 
 impl Stop {
     pub fn new(res: Res, f: impl FnOnce(&mut Line)) -> Stop {
+        let mut f = Some(f);
+        Stop::make(res, &mut |l| {
+            if let Some(f) = f.take() {
+                f(l)
+            }
+        })
+    }
+    // Not generic, so that the many message closures share one body (binary size).
+    #[inline(never)]
+    fn make(res: Res, f: &mut dyn FnMut(&mut Line)) -> Stop {
         let mut msg = Line::new();
         f(&mut msg);
         Stop { res, msg }
@@ -172,6 +182,16 @@ impl Reporter {
     }
 
     fn line(&mut self, res: Res, f: impl FnOnce(&mut Line)) {
+        let mut f = Some(f);
+        self.line_dyn(res, &mut |l| {
+            if let Some(f) = f.take() {
+                f(l)
+            }
+        })
+    }
+
+    #[inline(never)]
+    fn line_dyn(&mut self, res: Res, f: &mut dyn FnMut(&mut Line)) {
         let mut l = Line::new();
         let fd = match self.format {
             Format::Ltp => {
@@ -199,7 +219,7 @@ impl Reporter {
     }
 
     /// A whole-run failure before any mode started (no hugetlb support, bad setup).
-    pub fn stop(&mut self, what: &str, s: &Stop) {
+    pub fn stop(&mut self, what: &[u8], s: &Stop) {
         self.result_line(s.res, what, s.msg.as_bytes(), None);
     }
 
@@ -210,13 +230,7 @@ impl Reporter {
         if r.figs.passed > 0 {
             self.figures_info(&what, r);
         }
-        let what_b = what.as_bytes();
-        let mut name = [0u8; 24];
-        let n = what_b.len().min(name.len());
-        name[..n].copy_from_slice(&what_b[..n]);
-        // SAFETY-free: the name is ASCII we wrote ourselves.
-        let name = core::str::from_utf8(&name[..n]).unwrap_or("race");
-        self.result_line(r.res, name, r.msg.as_bytes(), Some(r));
+        self.result_line(r.res, what.as_bytes(), r.msg.as_bytes(), Some(r));
     }
 
     fn figures_info(&mut self, what: &Line, r: &Record) {
@@ -231,29 +245,29 @@ impl Reporter {
         });
     }
 
-    fn result_line(&mut self, res: Res, what: &str, msg: &[u8], rec: Option<&Record>) {
+    fn result_line(&mut self, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
         let slot = match res {
             Res::Pass => PASS,
             Res::Fail => FAIL,
             Res::Brok => BROK,
             Res::Conf => CONF,
             Res::Warn => WARN,
-            Res::Info => return self.info(|l| { l.s(what).s(": ").b(msg); }),
+            Res::Info => return self.info(|l| { l.b(what).s(": ").b(msg); }),
         };
         self.counts[slot] += 1;
         self.tests += 1;
         let mut l = Line::new();
         match self.format {
             Format::Ltp => {
-                l.s(self.name).s(": ").s(res.ltp()).s(": ").s(what).s(": ").b(msg).c(b'\n');
+                l.s(self.name).s(": ").s(res.ltp()).s(": ").b(what).s(": ").b(msg).c(b'\n');
             }
             Format::Ktap => {
                 if matches!(res, Res::Fail | Res::Brok) {
-                    l.s("# ").s(what).s(": ").b(msg).c(b'\n').s("not ok ");
+                    l.s("# ").b(what).s(": ").b(msg).c(b'\n').s("not ok ");
                 } else {
                     l.s("ok ");
                 }
-                l.u(self.tests as u64).c(b' ').s(what);
+                l.u(self.tests as u64).c(b' ').b(what);
                 if res == Res::Conf {
                     l.s(" # SKIP ").b(msg);
                 }
@@ -264,7 +278,7 @@ impl Reporter {
                 let v = &mut self.verdict;
                 if res != Res::Pass && (v.as_bytes().is_empty() || fail && !v.as_bytes().starts_with(b"FAIL")) {
                     v.clear();
-                    v.s(if fail { "FAIL\t" } else { "Bad configuration: " }).s(what).s(": ").b(msg).c(b'\n');
+                    v.s(if fail { "FAIL\t" } else { "Bad configuration: " }).b(what).s(": ").b(msg).c(b'\n');
                 }
                 return;
             }
@@ -370,9 +384,9 @@ fn json_str(l: &mut Line, s: &[u8]) {
     l.c(b'"');
 }
 
-fn json_record(l: &mut Line, res: Res, what: &str, msg: &[u8], rec: Option<&Record>) {
+fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
     l.s("{\"name\":");
-    json_str(l, what.as_bytes());
+    json_str(l, what);
     l.s(",\"result\":\"").s(res.word()).s("\",\"message\":");
     json_str(l, msg);
     if let Some(r) = rec {

@@ -169,7 +169,7 @@ pub fn run(cfg: &Config) -> i32 {
     let origin = Clock::now();
     if let Err(e) = sys::catch_termination() {
         rep.begin(1);
-        rep.stop("setup", &Stop::sys("sigaction", e));
+        rep.stop(b"setup", &Stop::sys("sigaction", e));
         return rep.finish();
     }
     let modes: &[Mode] = match (cfg.shared, cfg.private) {
@@ -182,7 +182,7 @@ pub fn run(cfg: &Config) -> i32 {
         Ok(n) => n,
         Err(s) => {
             rep.begin(1);
-            rep.stop("hugepages", &s);
+            rep.stop(b"hugepages", &s);
             return rep.finish();
         }
     };
@@ -201,8 +201,7 @@ pub fn run(cfg: &Config) -> i32 {
                 for &mode in modes {
                     let mut what = Line::new();
                     what.s(mode.name()).c(b' ').size(size);
-                    let w = core::str::from_utf8(what.as_bytes()).unwrap_or("race");
-                    rep.stop(w, &s);
+                    rep.stop(what.as_bytes(), &s);
                 }
             }
             return rep.finish();

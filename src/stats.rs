@@ -92,12 +92,13 @@ impl Summary {
     }
 }
 
-/// v * num / den without overflow for the magnitudes we see.
+/// v * num / den, in floating point: no overflow, and no 128-bit division routine in the
+/// binary. Exact enough for figures shown with a few significant digits.
 pub fn scale(v: u64, num: u64, den: u64) -> u64 {
     if den == 0 {
         return 0;
     }
-    ((v as u128 * num as u128) / den as u128).min(u64::MAX as u128) as u64
+    (v as f64 * (num as f64 / den as f64)) as u64
 }
 
 #[cfg(test)]
