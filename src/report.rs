@@ -448,13 +448,13 @@ mod tests {
     #[test]
     fn hugetlbfs_tells_one_verdict() {
         let mut r = Reporter::new(Format::Hugetlbfs, false);
-        r.result_line(Res::Conf, "shared 1G", b"no pool", None);
-        r.result_line(Res::Fail, "shared 2M", b"SIGBUS", None);
-        r.result_line(Res::Brok, "private 2M", b"later", None);
+        r.result_line(Res::Conf, b"shared 1G", b"no pool", None);
+        r.result_line(Res::Fail, b"shared 2M", b"SIGBUS", None);
+        r.result_line(Res::Brok, b"private 2M", b"later", None);
         assert_eq!(r.verdict.as_bytes(), b"FAIL\tshared 2M: SIGBUS\n");
         assert_eq!(r.exit_status(), 2);
         let mut r = Reporter::new(Format::Hugetlbfs, false);
-        r.result_line(Res::Conf, "hugepages", b"none", None);
+        r.result_line(Res::Conf, b"hugepages", b"none", None);
         assert_eq!(r.verdict.as_bytes(), b"Bad configuration: hugepages: none\n");
         assert_eq!(r.exit_status(), 1);
     }
