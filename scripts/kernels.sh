@@ -37,6 +37,16 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$ARCH"
 flock 9
 
+# Remove every entry of a cache directory but the one just made current (superseded kernel
+# versions, object trees and sources of older linux-source releases).
+prune() {
+    local parent=$1 keep=$2 d
+    for d in "$parent"/*; do
+        [ -e "$d" ] && [ "$d" != "$keep" ] && { log "pruning $d"; rm -rf "$d"; }
+    done
+    return 0
+}
+
 # ---- Debian kernels ----
 
 apt_opts() {
@@ -90,6 +100,7 @@ debian_kernel() {
         dpkg -x "$dir.deb.d"/*.deb "$dir"
         rm -rf "$dir.deb.d"
         touch "$dir/.done"
+        prune "$CACHE/kernels/$a" "$dir"
     else
         log "$meta -> $pkg $ver (cached)"
     fi
@@ -151,6 +162,9 @@ be_kernel() {
     cp "$obj/vmlinux" "$out/vmlinux.tmp"
     cp "$obj/.config" "$out/config"
     mv "$out/vmlinux.tmp" "$out/vmlinux"
+    prune "$CACHE/kernels/ppc64be" "$out"
+    prune "$CACHE/build" "$obj"
+    prune "$CACHE/src" "$src"
     echo "$out/vmlinux"
 }
 
