@@ -50,6 +50,9 @@ pub struct Control {
     reset_errno: AtomicU32,
     iterations: AtomicU64,
     missed: AtomicU64,
+    /// Counter ticks the last racer to reach the start line waits before its write: the
+    /// measured time its partners need to see its trigger (one cache-line transfer).
+    delay: AtomicU64,
     /// Run for this many iterations (0: until `until_ns`)...
     want: AtomicU64,
     /// ...or until this CLOCK_MONOTONIC time (0: no limit).
@@ -76,6 +79,8 @@ pub struct Slot {
     seen_cpu: AtomicU32,
     /// 1 + index of a partner that never reached the start line.
     missing: AtomicU32,
+    /// The generation in which this racer was the last to reach the start line.
+    last: AtomicU32,
     rt_refused: AtomicU32,
     fault_sig: AtomicU32,
     fault_code: AtomicU32,
@@ -120,6 +125,7 @@ static SPARE: Slot = Slot {
     errno: AtomicU32::new(0),
     seen_cpu: AtomicU32::new(0),
     missing: AtomicU32::new(0),
+    last: AtomicU32::new(0),
     rt_refused: AtomicU32::new(0),
     fault_sig: AtomicU32::new(0),
     fault_code: AtomicU32::new(0),
@@ -172,6 +178,7 @@ impl Crew<'_> {
             fault = fault.max(b.wrapping_sub(a));
         }
         ctl.skew.add(t0_max.wrapping_sub(t0_min));
+        self.tune_delay(g);
         ctl.fault.add(fault);
         if t0_max >= t1_min {
             ctl.missed.fetch_add(1, Relaxed);
@@ -189,6 +196,36 @@ impl Crew<'_> {
         sys::futex_wake(&ctl.generation, i32::MAX as u32);
     }
 }
+
+impl Crew<'_> {
+    /// Steer the last arriver's wait so that its write starts when its partners', who learn
+    /// of its trigger one cache-line transfer later: add half the signed gap between their
+    /// mean start and its own. Converges in a few iterations; bounded by START_DELAY_MAX.
+    fn tune_delay(&self, g: u32) {
+        let (mut sum, mut k, mut last_t0) = (0i128, 0i128, None);
+        for i in 0..self.n {
+            let s = self.slot(i);
+            let t0 = s.t0.load(Acquire) as i128;
+            if s.last.load(Acquire) == g {
+                last_t0 = Some(t0);
+            } else {
+                sum += t0;
+                k += 1;
+            }
+        }
+        let (Some(l), true) = (last_t0, k > 0) else { return };
+        // A preempted racer shows up as a gap of milliseconds: not a transfer time, so each
+        // step is clamped and outliers barely move the estimate.
+        let gap = ((sum / k - l) as i64).clamp(-START_DELAY_STEP, START_DELAY_STEP);
+        let ctl = self.ctl();
+        let d = ctl.delay.load(Relaxed) as i64 + gap / 2;
+        ctl.delay.store(d.clamp(0, START_DELAY_MAX) as u64, Relaxed);
+    }
+}
+
+/// The last arriver never waits longer than this many ticks (a few µs at any counter rate).
+const START_DELAY_MAX: i64 = 1 << 13;
+const START_DELAY_STEP: i64 = 1 << 8;
 
 /// What the kernel did to a racer.
 #[derive(Clone, Copy, Debug)]
@@ -571,10 +608,19 @@ fn racer(i: usize, crew: &Crew) -> usize {
         }
         // Ready... set...
         me.ready.store(g, Release);
-        if let Err(j) = start_line(crew, g) {
-            me.missing.store(j as u32 + 1, Release);
-            crew.finish(g);
-            continue;
+        match start_line(crew, g) {
+            Err(j) => {
+                me.missing.store(j as u32 + 1, Release);
+                crew.finish(g);
+                continue;
+            }
+            Ok(true) => {
+                // Last to arrive: the others see our trigger only now; start with them.
+                me.last.store(g, Relaxed);
+                let (d, t) = (ctl.delay.load(Relaxed), crate::arch::cycles());
+                while crate::arch::cycles().wrapping_sub(t) < d {}
+            }
+            Ok(false) => {}
         }
         // ...go: the contested write, stamped on both sides.
         let t0 = crate::arch::cycles();
@@ -586,14 +632,15 @@ fn racer(i: usize, crew: &Crew) -> usize {
     }
 }
 
-/// Spin until every racer's trigger shows generation `g`. Bounded: Err(j) names a partner
-/// that did not arrive within START_LINE_NS (the clock is read only every 64K spins, so the
-/// release is not slowed by it).
-fn start_line(crew: &Crew, g: u32) -> Result<(), usize> {
+/// Spin until every racer's trigger shows generation `g`; Ok(true) if they all did at the
+/// first look (this racer arrived last). Bounded: Err(j) names a partner that did not arrive
+/// within START_LINE_NS (the clock is read only every 64K spins, so the release is not slowed
+/// by it).
+fn start_line(crew: &Crew, g: u32) -> Result<bool, usize> {
     let mut spins: u32 = 0;
     let mut deadline = 0u64;
     loop {
-        let Some(j) = (0..crew.n).find(|&j| crew.slot(j).ready.load(Acquire) != g) else { return Ok(()) };
+        let Some(j) = (0..crew.n).find(|&j| crew.slot(j).ready.load(Acquire) != g) else { return Ok(spins == 0) };
         spins = spins.wrapping_add(1);
         // No pause for the first spins: a pause (up to ~140 cycles on x86) is as long as the
         // cache-line transfer we are waiting for and would show up as skew. Past that the
