@@ -79,7 +79,8 @@ test: boot-test
 # cross-deps` installs it and qemu-user-static). tests/cross.rs runs them under qemu-user.
 CROSS_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
 	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu \
-	riscv64gc-unknown-linux-gnu s390x-unknown-linux-gnu
+	riscv64gc-unknown-linux-gnu s390x-unknown-linux-gnu \
+	i686-unknown-linux-gnu armv7-unknown-linux-gnueabihf
 
 .PHONY: cross cross-targets cross-deps
 

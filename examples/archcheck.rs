@@ -112,9 +112,14 @@ extern "C" fn start(sp: *const usize) -> ! {
         let ok = hugerace::sys::ftruncate(&fd, 2 * page as u64).is_ok();
         check("ftruncate", ok, 2 * page as u64);
         let pat = b"arch";
-        // pwrite64(fd, buf, 4, page): the second page starts with "arch".
-        let w = sys!(syscall4, k::__NR_pwrite64, fd.raw(), pat.as_ptr(), 4, page);
-        check("pwrite64 at one page", w == 4, w as u64);
+        // Through a first mapping at offset 0, the second page starts with "arch".
+        // SAFETY: a fresh shared mapping of our memfd, placed by the kernel.
+        let whole = unsafe { arch::mmap(0, 2 * page, RW as usize, k::MAP_SHARED as usize, fd.raw() as usize, 0) };
+        check("mmap the file at offset 0", !arch::is_error(whole), whole as u64);
+        if !arch::is_error(whole) {
+            // SAFETY: two pages mapped readable and writable.
+            unsafe { core::ptr::copy_nonoverlapping(pat.as_ptr(), (whole + page) as *mut u8, 4) };
+        }
         let base = map_anon(2 * align, k::MAP_PRIVATE | k::MAP_NORESERVE, k::PROT_NONE);
         check("mmap reservation", !arch::is_error(base), base as u64);
         let at = (base + align - 1) & !(align - 1);

@@ -4,7 +4,8 @@
 //! `HUGERACE_CROSS_TARGETS`; then a missing binary is a failure. Run bare (`cargo test`), the
 //! tests skip the targets not built yet. A missing `qemu-<arch>-static` skips that target's
 //! tests with the reason printed, unless `HUGERACE_REQUIRE_QEMU` is set (CI installs qemu,
-//! so there it must run). The host target runs natively.
+//! so there it must run). The host target runs natively; 32-bit guests get a 4G-aligned
+//! guest base (see `runner`).
 //!
 //! Per target: the arch smoke test (examples/archcheck) passes; the ELF is the right machine,
 //! static, without an interpreter; `--version` names the triple; a bad option exits 2; shared
@@ -21,9 +22,20 @@ struct Target {
     triple: &'static str,
     /// qemu-user's name for the arch; None for the host, which runs natively.
     qemu: Option<&'static str>,
-    /// e_machine, and whether the ELF is 64-bit big-endian.
+    /// e_machine, and whether the ELF is big-endian.
     machine: u16,
     big_endian: bool,
+}
+
+impl Target {
+    fn is_32bit(&self) -> bool {
+        matches!(self.machine, 3 | 40)
+    }
+    /// The base pages the binary must cope with: arm64, ppc64 (and arm binaries, which may
+    /// run on an arm64 kernel) may have 64K.
+    fn max_page(&self) -> u64 {
+        if matches!(self.machine, 183 | 21 | 40) { 65536 } else { 4096 }
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -61,7 +73,16 @@ fn runner(t: &Target) -> Option<Runner> {
     if let Some(arch) = t.qemu {
         let name = format!("qemu-{arch}-static");
         match on_path(&name) {
-            Some(q) => prefix.push(q),
+            Some(q) => {
+                prefix.push(q);
+                if t.is_32bit() {
+                    // qemu-user puts a 32-bit guest's 4G at a host base that is only
+                    // page-aligned, so a guest address we aligned to 2M is not 2M-aligned
+                    // on the host and hugetlb mmap fails with EINVAL. A 4G-aligned base
+                    // fixes that; natively there is no base at all.
+                    prefix.extend(["-B".into(), "0x100000000".into()]);
+                }
+            }
             None => {
                 assert!(std::env::var_os("HUGERACE_REQUIRE_QEMU").is_none(), "{name} is missing and HUGERACE_REQUIRE_QEMU is set");
                 eprintln!("SKIP {}: {name} not installed (apt-get install qemu-user-static)", t.triple);
@@ -97,7 +118,7 @@ fn elf(t: &Target) {
     let Some(r) = runner(t) else { return };
     let f = std::fs::read(&r.bin).expect("read binary");
     assert_eq!(&f[..4], b"\x7fELF", "{}: not an ELF", t.triple);
-    assert_eq!(f[4], 2, "{}: not ELFCLASS64", t.triple);
+    assert_eq!(f[4], if t.is_32bit() { 1 } else { 2 }, "{}: wrong ELF class", t.triple);
     assert_eq!(f[5], if t.big_endian { 2 } else { 1 }, "{}: wrong byte order", t.triple);
     let u16_at = |o: usize| if t.big_endian { u16::from_be_bytes([f[o], f[o + 1]]) } else { u16::from_le_bytes([f[o], f[o + 1]]) };
     let u32_at = |o: usize| {
@@ -110,14 +131,22 @@ fn elf(t: &Target) {
     };
     assert_eq!(u16_at(18), t.machine, "{}: wrong e_machine", t.triple);
     assert_eq!(u16_at(16), 2, "{}: not ET_EXEC (static, non-PIE)", t.triple);
-    let (phoff, phentsize, phnum) = (u64_at(32) as usize, u16_at(54) as usize, u16_at(56) as usize);
+    let (phoff, phentsize, phnum) = if t.is_32bit() {
+        (u32_at(28) as usize, u16_at(42) as usize, u16_at(44) as usize)
+    } else {
+        (u64_at(32) as usize, u16_at(54) as usize, u16_at(56) as usize)
+    };
     for i in 0..phnum {
         let p = phoff + i * phentsize;
-        let (ty, off, vaddr, align) = (u32_at(p), u64_at(p + 8), u64_at(p + 16), u64_at(p + 48));
+        let (ty, off, vaddr, align) = if t.is_32bit() {
+            (u32_at(p), u32_at(p + 4) as u64, u32_at(p + 8) as u64, u32_at(p + 28) as u64)
+        } else {
+            (u32_at(p), u64_at(p + 8), u64_at(p + 16), u64_at(p + 48))
+        };
         assert!(ty != 3 && ty != 2, "{}: has PT_INTERP or PT_DYNAMIC", t.triple);
         if ty == 1 {
             // PT_LOAD: congruent modulo 64K where the kernel may use 64K pages.
-            let page = if t.machine == 183 || t.machine == 21 { 65536 } else { 4096 };
+            let page = t.max_page();
             assert!(align >= page, "{}: PT_LOAD aligned to {align}, want {page}", t.triple);
             assert_eq!(off % page, vaddr % page, "{}: PT_LOAD offset and address differ modulo {page}", t.triple);
         }
@@ -205,6 +234,8 @@ target_tests! {
     powerpc64: "powerpc64-unknown-linux-gnu", Some("ppc64"), 21, true;
     riscv64: "riscv64gc-unknown-linux-gnu", Some("riscv64"), 243, false;
     s390x: "s390x-unknown-linux-gnu", Some("s390x"), 22, true;
+    i686: "i686-unknown-linux-gnu", Some("i386"), 3, false;
+    armv7: "armv7-unknown-linux-gnueabihf", Some("arm"), 40, false;
 }
 
 /// The size budget (24 KiB stripped, every target), printed as a table; `--ignored` makes it
@@ -223,7 +254,7 @@ fn size_budget() {
 fn size_check(strict: bool) {
     let mut over = Vec::new();
     eprintln!("{:<34} {:>8}", "target", "bytes");
-    for t in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "powerpc64-unknown-linux-gnu", "riscv64gc-unknown-linux-gnu", "s390x-unknown-linux-gnu"] {
+    for t in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "powerpc64-unknown-linux-gnu", "riscv64gc-unknown-linux-gnu", "s390x-unknown-linux-gnu", "i686-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"] {
         let p = target_dir().join(t).join("release/hugerace");
         if let Ok(m) = std::fs::metadata(&p) {
             eprintln!("{t:<34} {:>8}", m.len());

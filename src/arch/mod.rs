@@ -7,9 +7,39 @@
 #[cfg_attr(target_arch = "powerpc64", path = "powerpc64.rs")]
 #[cfg_attr(target_arch = "riscv64", path = "riscv64.rs")]
 #[cfg_attr(target_arch = "s390x", path = "s390x.rs")]
+#[cfg_attr(target_arch = "x86", path = "x86.rs")]
+#[cfg_attr(target_arch = "arm", path = "arm.rs")]
 mod imp;
 
 pub use imp::*;
+
+/// Syscalls whose arguments change shape on 32-bit arches: 64-bit lengths split over two
+/// registers, and the time64 variants that take `__kernel_timespec`. Every 64-bit arch
+/// shares these; the 32-bit arch files (x86, arm) define their own.
+#[cfg(target_pointer_width = "64")]
+mod wide {
+    use linux_raw_sys::general as k;
+
+    pub const NR_FUTEX: u32 = k::__NR_futex;
+    pub const NR_CLOCK_GETTIME: u32 = k::__NR_clock_gettime;
+    pub const NR_CLOCK_NANOSLEEP: u32 = k::__NR_clock_nanosleep;
+
+    /// ftruncate(fd, len).
+    #[inline(always)]
+    pub unsafe fn ftruncate(fd: usize, len: u64) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::syscall2(k::__NR_ftruncate as usize, fd, len as usize) }
+    }
+
+    /// fallocate(fd, mode, off, len).
+    #[inline(always)]
+    pub unsafe fn fallocate(fd: usize, mode: usize, off: u64, len: u64) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::syscall4(k::__NR_fallocate as usize, fd, mode, off as usize, len as usize) }
+    }
+}
+#[cfg(target_pointer_width = "64")]
+pub use wide::*;
 
 /// The kernel reports failure as a return value in -4095..-1 on every architecture we
 /// support (ppc64 and s390x included, after their arch file has normalised it).

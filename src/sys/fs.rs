@@ -82,14 +82,14 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<()> {
 }
 
 pub fn ftruncate(fd: &Fd, len: u64) -> Result<()> {
-    // SAFETY: plain integer arguments.
-    sc!(k::__NR_ftruncate, fd.raw(), len).map(drop)
+    // SAFETY: plain integer arguments (split in two on 32-bit arches by the arch layer).
+    super::check(unsafe { crate::arch::ftruncate(fd.raw() as usize, len) }).map(drop)
 }
 
 pub fn fallocate(fd: &Fd, mode: u32, off: u64, len: u64) -> Result<()> {
     loop {
-        // SAFETY: plain integer arguments.
-        match sc!(k::__NR_fallocate, fd.raw(), mode, off, len) {
+        // SAFETY: plain integer arguments (split in two on 32-bit arches by the arch layer).
+        match super::check(unsafe { crate::arch::fallocate(fd.raw() as usize, mode as usize, off, len) }) {
             Err(Errno::EINTR) => continue,
             r => return r.map(drop),
         }

@@ -292,7 +292,7 @@ pub fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: u64) -> Result<()> {
     let ts = k::__kernel_timespec { tv_sec: (timeout_ns / 1_000_000_000) as _, tv_nsec: (timeout_ns % 1_000_000_000) as _ };
     let tsp = if timeout_ns == 0 { 0 } else { &ts as *const _ as usize };
     // SAFETY: word is a live aligned u32; ts outlives the call.
-    sc!(k::__NR_futex, word.as_ptr(), k::FUTEX_WAIT, val, tsp).map(drop)
+    sc!(crate::arch::NR_FUTEX, word.as_ptr(), k::FUTEX_WAIT, val, tsp).map(drop)
 }
 
 pub fn futex_wake(word: &AtomicU32, n: u32) {
@@ -305,14 +305,14 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
 pub fn monotonic_ns() -> u64 {
     let mut ts = k::__kernel_timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is writable.
-    let _ = sc!(k::__NR_clock_gettime, k::CLOCK_MONOTONIC, &mut ts as *mut _);
+    let _ = sc!(crate::arch::NR_CLOCK_GETTIME, k::CLOCK_MONOTONIC, &mut ts as *mut _);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 pub fn sleep_ns(ns: u64) {
     let ts = k::__kernel_timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ };
     // SAFETY: ts is readable; no remainder requested.
-    let _ = sc!(k::__NR_nanosleep, &ts as *const _, 0usize);
+    let _ = sc!(crate::arch::NR_CLOCK_NANOSLEEP, k::CLOCK_MONOTONIC, 0, &ts as *const _, 0usize);
 }
 
 /// The kernel release (`uname -r`) into buf; returns its length.
