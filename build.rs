@@ -42,8 +42,8 @@ fn main() {
     // Segment alignment: arm64 and ppc64 kernels may run 16K or 64K base pages (and may run
     // 32-bit arm binaries on them), and exec refuses segments that are not congruent modulo
     // the kernel's page size. 64K covers them all. The common page size stays at the
-    // linker's default (4K), so that segments
-    // are placed by shifting addresses instead of padding the file to 64K boundaries.
+    // linker's default (4K), so that segments are placed by shifting addresses instead of
+    // padding the file to 64K boundaries.
     let arch = target.split('-').next().unwrap_or("");
     if !via_cc {
         let page = if arch == "aarch64" || arch.starts_with("arm") || arch.starts_with("powerpc64") { 65536 } else { 4096 };
