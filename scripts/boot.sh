@@ -110,6 +110,19 @@ verdict() {
     fi
 }
 
+# One kernel lookup per arch and run (several machines share one). Sets `kernel` to its path,
+# or to `SKIP: why`, and KLOG to the lookup's log; returns the lookup's status.
+declare -A KERNEL KERNEL_RC KERNEL_LOG
+kernel_for() {
+    if [ -z "${KERNEL[$1]+set}" ]; then
+        KERNEL_LOG[$1]=$OUT/kernel-$1.log
+        KERNEL[$1]=$(scripts/kernels.sh "$1" 2>"${KERNEL_LOG[$1]}")
+        KERNEL_RC[$1]=$?
+    fi
+    kernel=${KERNEL[$1]} KLOG=${KERNEL_LOG[$1]}
+    return "${KERNEL_RC[$1]}"
+}
+
 passed=0 failed=0 skipped=0
 summary=()
 for name in "${@:-${ALL[@]}}"; do
@@ -120,11 +133,11 @@ for name in "${@:-${ALL[@]}}"; do
     t0=$(date +%s.%N)
     if ! command -v "${QEMU[0]}" >/dev/null; then
         result="SKIP" why="${QEMU[0]} is not installed (make boot-deps)"
-    elif ! kernel=$(scripts/kernels.sh "$KARCH" 2>"$OUT/$name.kernel.log"); then
+    elif ! kernel_for "$KARCH"; then
         if [[ $kernel == SKIP:* ]]; then
             result="SKIP" why="${kernel#SKIP: }"
         else
-            result="FAIL" why="no kernel: $(tail -n1 "$OUT/$name.kernel.log")"
+            result="FAIL" why="no kernel: $(tail -n1 "$KLOG")"
         fi
     elif [ ! -r "$initrd" ]; then
         result="FAIL" why="$initrd is missing (make initramfs TARGET=$TRIPLE)"

@@ -65,7 +65,7 @@ apt_opts() {
 # The newest kernel image already unpacked for this arch, if any.
 cached_debian() {
     local a=$1
-    ls -1d "$CACHE/kernels/$a"/linux-image-*/boot/vmlinu[xz]-* 2>/dev/null | sort -V | tail -n1
+    { ls -1d "$CACHE/kernels/$a"/linux-image-*/boot/vmlinu[xz]-* 2>/dev/null || true; } | sort -V | tail -n1
 }
 
 debian_kernel() {
@@ -120,7 +120,7 @@ be_kernel() {
     ver=$( [ -n "$srcpkg" ] && dpkg-query -W -f='${Version}' "$srcpkg" 2>/dev/null) || true
     hash=$( { cat "$frag"; echo "$recipe"; } | sha256sum | cut -c1-12)
     if [ -z "$ver" ]; then
-        out=$(ls -1d "$CACHE/kernels/ppc64be"/*-"$hash"/vmlinux 2>/dev/null | sort -V | tail -n1)
+        out=$({ ls -1d "$CACHE/kernels/ppc64be"/*-"$hash"/vmlinux 2>/dev/null || true; } | sort -V | tail -n1)
         [ -n "$out" ] && { log "linux-source not installed; using the cached $out"; echo "$out"; return 0; }
         skip "linux-source is not installed (make boot-deps) and no big-endian kernel is cached"
     fi
