@@ -83,8 +83,9 @@ pub fn version() {
 pub fn help() {
     let mut l = Line::new();
     l.s("Usage: hugerace [OPTIONS] [shared|private|both]\n");
-    l.s("Reproduce the hugetlb alloc-instantiate race: fill the hugepage pool but one page, and\n");
-    l.s("let racers on distinct CPUs fault that last page at once. SIGBUS in a racer is a FAIL.\n");
+    l.s("Reproduce the hugetlb alloc-instantiate race: fill the hugepage pool but one\n");
+    l.s("page, and let racers on distinct CPUs fault that page at once. A SIGBUS in a\n");
+    l.s("racer is a FAIL.\n");
     l.emit(STDOUT);
     for (g, title) in cli::GROUPS.iter().enumerate() {
         l.c(b'\n').s(title).s(":\n");
@@ -108,13 +109,12 @@ pub fn help() {
             l.emit(STDOUT);
         }
     }
-    l.s("\nExamples:\n");
+    l.s("\nRoot is needed only to raise the hugepage pool; it is put back afterwards.\n");
+    l.s("Exit status per format, and what to collect after a FAIL: man hugerace.\n\nExamples:\n");
     for e in cli::EXAMPLES {
         l.s("  ").s(e).c(b'\n');
         l.emit(STDOUT);
     }
-    l.s("\nRoot is needed only to raise the hugepage pool; it is put back afterwards.\n");
-    l.emit(STDOUT);
 }
 
 /// The sizes to race on, ascending.
