@@ -24,6 +24,10 @@ cd "$(dirname "$0")/.."
 OUT=target/boot
 TIMEOUT=${BOOT_TIMEOUT:-300}
 mkdir -p "$OUT"
+# One boot suite at a time per clone: two would overwrite each other's consoles and share
+# the 2 cores, slowing every boot toward its time limit.
+exec 8>"$OUT/.lock"
+flock 8
 
 ALL=(x86_64 x86_64-negative arm64 ppc64le-radix ppc64le-hash ppc64be)
 
