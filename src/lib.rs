@@ -12,6 +12,7 @@ pub mod arch;
 pub mod cli;
 pub mod cpus;
 pub mod hugefile;
+pub mod lock;
 pub mod out;
 pub mod parse;
 pub mod pid1;

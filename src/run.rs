@@ -230,6 +230,14 @@ pub fn run(cfg: &Config) -> i32 {
 #[allow(clippy::too_many_arguments)]
 fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &Allowed, n: u32, origin: Clock) -> Record {
     let mut rec = Record { mode, pagesize: size, racers: n, cpus: Line::new(), figs: Figures::default(), res: Res::Pass, msg: Line::new() };
+    // One instance per size, from the pool's preparation to its restore (issue 7).
+    let _lock = match crate::lock::take(size, rep) {
+        Ok(l) => l,
+        Err(s) => {
+            (rec.res, rec.msg) = (s.res, s.msg);
+            return rec;
+        }
+    };
     let mut pool = None;
     let r = race_mode(cfg, rep, &mut rec, &mut pool, allowed, origin);
     if let Some(mut p) = pool {
@@ -301,11 +309,30 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
             l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
         });
     }
-    let r = iterate(cfg, rec, &mut race, origin);
+    let mut r = iterate(cfg, rec, &mut race, origin);
     drop(race);
-    drop(page);
-    drop(file);
+    if let Err(s) = &mut r {
+        if s.res == Res::Fail {
+            // With our contested page given back and unmapped (no reservation of ours left),
+            // exactly `leave` pages must be available again; fewer means something outside
+            // took the last page, and the SIGBUS proves nothing about the kernel (issue 7).
+            let _ = reset();
+            drop(page);
+            outside_took(pool, leave, s);
+        }
+    }
     r
+}
+
+fn outside_took(pool: &Pool, leave: u64, s: &mut Stop) {
+    let Ok(c) = pool.counts() else { return };
+    if c.available() >= leave {
+        return;
+    }
+    let mut msg = Line::new();
+    msg.s("inconclusive: another process took the last hugepage (").u(c.available()).s(" of the ").u(leave)
+        .s(" left free are available after the run); ").b(s.msg.as_bytes());
+    (s.res, s.msg) = (Res::Brok, msg);
 }
 
 fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> Step<()> {

@@ -7,7 +7,7 @@ pub const AT_FDCWD: i32 = k::AT_FDCWD;
 
 /// An owned file descriptor, closed on drop.
 #[derive(Debug)]
-pub struct Fd(i32);
+pub struct Fd(pub(super) i32);
 
 impl Fd {
     pub fn raw(&self) -> i32 {

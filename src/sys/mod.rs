@@ -6,6 +6,7 @@ pub mod errno;
 mod fs;
 pub mod memfns;
 mod mem;
+mod net;
 mod proc;
 pub mod start;
 
@@ -13,6 +14,7 @@ pub use boot::*;
 pub use errno::Errno;
 pub use fs::*;
 pub use mem::*;
+pub use net::*;
 pub use proc::*;
 
 pub type Result<T> = core::result::Result<T, Errno>;
