@@ -110,9 +110,9 @@ impl Figures {
         let done = self.passed;
         if done == 0 { 0 } else { (done - self.missed.min(done)) * 10_000 / done }
     }
-    /// Races per second, times 10.
+    /// Completed races per second, times 10 (a race that ended in a fault is not counted).
     pub fn rate_x10(&self) -> u64 {
-        if self.elapsed_ns == 0 { 0 } else { crate::stats::scale(self.iterations, 10_000_000_000, self.elapsed_ns) }
+        if self.elapsed_ns == 0 { 0 } else { crate::stats::scale(self.passed, 10_000_000_000, self.elapsed_ns) }
     }
 }
 
@@ -396,7 +396,7 @@ fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Rec
             .s(",\"failed\":").u(f.failed).s(",\"broken\":").u(f.broken).s(",\"missed\":").u(f.missed)
             .s(",\"overlap_pct\":").fixed(f.overlap_x100(), 2).s(",\"skew_ns\":{\"p50\":").u(f.skew.p50).s(",\"p90\":")
             .u(f.skew.p90).s(",\"p99\":").u(f.skew.p99).s(",\"max\":").u(f.skew.max).s("},\"fault_ns_p50\":").u(f.fault_p50)
-            .s(",\"races_per_s\":").fixed(f.rate_x10(), 1).s(",\"elapsed_s\":").fixed(f.elapsed_ns / 1_000_000, 3);
+            .s(",\"races_per_s\":").fixed(f.rate_x10(), 1).s(",\"elapsed_s\":").fixed(f.elapsed_ns / 1_000, 6);
     }
     l.c(b'}');
 }

@@ -27,6 +27,10 @@ pub fn defaults(args: &Args) -> Config {
     let mut cfg = Config::default();
     if args.get(0).map(basename) == Some(LIBHUGETLBFS_NAME) {
         cfg.format = Format::Hugetlbfs;
+        // libhugetlbfs's runner names the page size of each pass in the environment.
+        if let Some(s) = sys::start::env(b"HUGETLB_DEFAULT_PAGE_SIZE").and_then(crate::parse::size) {
+            cfg.pagesize = PageSel::Size(s);
+        }
     }
     cfg
 }

@@ -43,6 +43,32 @@ impl Args {
     }
 }
 
+/// The value of environment variable `name`, if set.
+pub fn env(name: &[u8]) -> Option<&'static [u8]> {
+    let sp = SP.load(Ordering::Relaxed);
+    if sp == 0 {
+        return None;
+    }
+    let w = core::mem::size_of::<usize>();
+    // SAFETY: the initial stack holds argc, argv..NULL, then envp..NULL, each entry a
+    // NUL-terminated string that lives as long as the process.
+    unsafe {
+        let argc = *(sp as *const usize);
+        let mut p = sp + w * (argc + 2);
+        loop {
+            let e = *(p as *const *const u8);
+            if e.is_null() {
+                return None;
+            }
+            let kv = core::ffi::CStr::from_ptr(e as *const core::ffi::c_char).to_bytes();
+            if let Some(v) = kv.strip_prefix(name).and_then(|r| r.strip_prefix(b"=")) {
+                return Some(v);
+            }
+            p += w;
+        }
+    }
+}
+
 /// An aux vector entry (AT_PAGESZ and friends), if the kernel gave one.
 pub fn auxv(key: usize) -> Option<usize> {
     let sp = SP.load(Ordering::Relaxed);
