@@ -60,7 +60,8 @@ extern "C" fn launch<T>(p: usize) -> usize {
 /// Start a child (a thread with THREAD_FLAGS, or a process with SIGCHLD) that runs
 /// `f(idx, arg)` on `stack` and exits with its return value. The kernel stores the child's
 /// tid in `tid`, and clears it and futex-wakes it when the child exits
-/// (CLONE_CHILD_CLEARTID): that is how the parent joins threads and processes alike.
+/// (CLONE_CHILD_CLEARTID) — for threads only: the kernel skips the clear when the exiting
+/// task's mm is its alone, as a process child's is, so processes are joined with waitid.
 ///
 /// The caller must keep `arg`, the stacks and `tid` alive until the child is gone (a process
 /// child has its own copy of `arg` and its stack; `tid` must be in shared memory).
