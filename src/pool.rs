@@ -138,24 +138,23 @@ impl Pool {
         }
         let short = need - have;
         let target = c.total + short;
-        let refused = |l: &mut Line, why: &str| {
+        let refused = |l: &mut Line, why: &str, err: Option<Errno>| {
             l.s("needs ").u(need).s(" free ").size(size).s(" hugepages, ").u(have).s(" available");
             l.s(why);
+            if let Some(e) = err {
+                l.errno(e).s("; ");
+            }
             what_to_run(l, k, size, b"nr_hugepages", target);
         };
         if !policy.may_change {
-            return Err(Stop::conf(|l| refused(l, " and --no-pool-change was given; ")));
+            return Err(Stop::conf(|l| refused(l, " and --no-pool-change was given; ", None)));
         }
         if sys::geteuid() != 0 {
-            return Err(Stop::conf(|l| refused(l, " and only root may raise the pool; ")));
+            return Err(Stop::conf(|l| refused(l, " and only root may raise the pool; ", None)));
         }
         let path = knob_path(k, size, b"nr_hugepages").map_err(|e| Stop::sys("nr_hugepages path", e))?;
         if let Err(e) = write_value(path.cstr(), target) {
-            return Err(Stop::conf(|l| {
-                refused(l, "; writing nr_hugepages failed with ");
-                l.errno(e).s("; ");
-                what_to_run(l, k, size, b"nr_hugepages", target);
-            }));
+            return Err(Stop::conf(|l| refused(l, "; writing nr_hugepages failed with ", Some(e))));
         }
         pool.orig_nr = Some(c.total);
         pool.raised_by = short;

@@ -353,13 +353,30 @@ impl<'a> Race<'a> {
     fn check_vanished(&self) -> Step<()> {
         for i in 0..self.spawned {
             let s = self.crew.slot(i);
-            if !self.alive(i) && s.state.load(Acquire) != DEAD {
+            // Racers leave once the run has ended: not vanished, even if we look late.
+            if !self.alive(i) && s.state.load(Acquire) != DEAD && self.crew.ctl().end.load(Acquire) == RUNNING {
                 return Err(Stop::brok(|l| {
                     l.s("racer ").u(i as u64 + 1).s(" on CPU ").u(s.cpu.load(Relaxed) as u64).s(" exited or was killed from outside");
                 }));
             }
         }
         Ok(())
+    }
+
+    /// A racer that the kernel holds stopped: state T or t in /proc/<tid>/stat.
+    fn stopped(&self) -> Option<usize> {
+        (0..self.spawned).find(|&i| self.is_stopped(i))
+    }
+
+    fn is_stopped(&self, i: usize) -> bool {
+        let mut p = sys::PathBuf::new();
+        let mut buf = [0u8; 512];
+        let tid = self.crew.slot(i).tid.load(Acquire) as u64;
+        let Ok(n) = p.push(b"/proc/").and_then(|p| p.push_u64(tid)).and_then(|p| p.push(b"/stat")).and_then(|p| sys::read_file(p.cstr(), &mut buf)) else {
+            return false;
+        };
+        let b = &buf[..n];
+        b.iter().rposition(|&c| c == b')').and_then(|r| b.get(r + 2)).is_some_and(|&c| c == b'T' || c == b't')
     }
 
     /// Whether a racer was refused SCHED_FIFO.
@@ -395,6 +412,13 @@ impl<'a> Race<'a> {
             } else if now - last.1 > ITERATION_NS {
                 return Err(Stop::brok(|l| {
                     l.s("iteration ").u(done + 1).s(" did not end within 120 s");
+                }));
+            } else if now - last.1 > START_LINE_NS
+                && let Some(i) = self.stopped()
+            {
+                // A racer stopped where no partner spins on it (closing an iteration).
+                return Err(Stop::brok(|l| {
+                    l.s("racer ").u(i as u64 + 1).s(" never reached the start line: it is stopped (SIGSTOP or a debugger) at iteration ").u(done + 1);
                 }));
             }
             if stopping.is_none() {
@@ -481,7 +505,9 @@ impl<'a> Race<'a> {
             let tid = &self.crew.slot(i).tid;
             let pid = tid.load(Acquire) as i32;
             let t0 = sys::monotonic_ns();
-            while self.alive(i) && sys::monotonic_ns() - t0 < JOIN_NS {
+            // A stopped racer process would only be waited for in vain: kill it at once.
+            let stopped = self.crew.mode == Mode::Shared && self.is_stopped(i);
+            while !stopped && self.alive(i) && sys::monotonic_ns() - t0 < JOIN_NS {
                 match self.crew.mode {
                     Mode::Private => {
                         let _ = sys::futex_wait(tid, pid as u32, 50_000_000);
@@ -597,7 +623,9 @@ fn racer(i: usize, crew: &Crew) -> usize {
         // Sleep until the next generation starts; never spin here.
         loop {
             let now = ctl.generation.load(Acquire);
-            if ctl.end.load(Acquire) != RUNNING || ctl.stop.load(Acquire) != 0 {
+            // Only the end of the run lets a racer go: on `stop` the closer of the current
+            // iteration ends the run, and a racer leaving earlier would look vanished.
+            if ctl.end.load(Acquire) != RUNNING {
                 return 0;
             }
             if now != g {

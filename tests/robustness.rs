@@ -1,0 +1,615 @@
+//! Never a false alarm, never a mess (issue 7): hugerace under signals, SIGKILL, a stopped
+//! racer, an outside process taking the last page, denied syscalls, read-only or missing
+//! knobs, overcommit, rlimits, an unprivileged user and concurrent instances. Every scenario
+//! checks that the pool and overcommit knobs, the mounts, /run and the processes are as
+//! they were (or, after SIGKILL, exactly what the README says is left).
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NR: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+const OVERCOMMIT: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages";
+
+fn status(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn read_knob(path: &str) -> u64 {
+    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
+
+fn write_knob(path: &str, v: u64) {
+    std::fs::write(path, v.to_string()).unwrap();
+}
+
+fn free_2m() -> u64 {
+    read_knob("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+}
+
+/// Mounts and /run entries hugerace could leave behind.
+fn leftovers() -> (Vec<String>, Vec<String>) {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default().lines().filter(|l| l.starts_with("hugerace ") || l.contains("/run/hugerace")).map(String::from).collect();
+    let run = std::fs::read_dir("/run").map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("hugerace.")).collect()).unwrap_or_default();
+    (mounts, run)
+}
+
+fn assert_clean(expected: &PoolState, what: &str) {
+    assert_eq!(&PoolState::read(), expected, "{what}: pool or overcommit not restored");
+    assert_eq!(leftovers(), (vec![], vec![]), "{what}: mounts or /run entries left");
+}
+
+fn pids_alive(pids: &[u32]) -> Vec<u32> {
+    pids.iter().copied().filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "))).collect()
+}
+
+/// The child processes of `pid` (the racers in shared mode).
+fn children(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    if let Ok(d) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in d.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                v.extend(s.split_whitespace().filter_map(|w| w.parse::<u32>().ok()));
+            }
+        }
+    }
+    v
+}
+
+fn assert_gone(pids: &[u32], what: &str) {
+    let t0 = Instant::now();
+    while !pids_alive(pids).is_empty() && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pids_alive(pids).is_empty(), "{what}: processes left: {:?}", pids_alive(pids));
+}
+
+/// hugerace running in the background with its stdout read line by line.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn spawn(pre: &[&str], args: &[&str]) -> Running {
+    let mut cmd = if pre.is_empty() {
+        Command::new(bin())
+    } else {
+        let mut c = Command::new(pre[0]);
+        c.args(&pre[1..]).arg(bin());
+        c
+    };
+    let mut child = cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    Running { child, lines: rx, seen: Vec::new() }
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Wait for a stdout line containing `s` (at most `secs`).
+    fn wait_line(&mut self, s: &str, secs: u64) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(s);
+                    self.seen.push(l);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+    fn signal(&self, sig: i32) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap().success();
+        assert!(ok, "kill -{sig}");
+    }
+    /// Wait for the exit (at most `secs`, then SIGKILL and fail); returns the status and
+    /// all of stdout.
+    fn finish(mut self, secs: u64) -> (Option<i32>, Option<i32>, String) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let st = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("hugerace did not end within {secs} s: {}", self.seen.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(l);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        (st.code(), st.signal(), self.seen.join("\n"))
+    }
+}
+
+const SIGNALS: [(i32, &str); 4] = [(2, "SIGINT"), (15, "SIGTERM"), (1, "SIGHUP"), (3, "SIGQUIT")];
+
+/// Small C helpers, built once: `steal` (take hugepages from outside) and `deny` (run a
+/// command with some syscalls failing EPERM under seccomp).
+fn helper(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    BUILT.call_once(|| {
+        for h in ["steal", "deny"] {
+            let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/helpers/{h}.c"));
+            let ok = Command::new("cc").args(["-O2", "-o"]).arg(dir.join(h)).arg(&src).status().expect("cc").success();
+            assert!(ok, "cc {}", src.display());
+        }
+    });
+    dir.join(name)
+}
+
+fn has(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null")]).status().is_ok_and(|s| s.success())
+}
+
+// ---- signals ----
+
+#[test]
+fn termination_signals_during_setup_are_tbrok_and_restore_everything() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    // An empty pool and overcommit on: setup writes both knobs, and --no-memfd mounts.
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 4);
+    let expected = PoolState::read();
+    let mut tbrok = 0;
+    for (k, delay_ms) in (0..24u64).map(|d| d * 2).enumerate() {
+        let (sig, name) = SIGNALS[k % 4];
+        let mut args = vec![if k % 2 == 0 { "shared" } else { "private" }, "-I", "3"];
+        if k % 3 == 0 {
+            args.push("--no-memfd");
+        }
+        let r = spawn(&[], &args);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = r.pid();
+        let kids = children(pid);
+        r.signal(sig);
+        let (code, killed, out) = r.finish(20);
+        let what = format!("{name} after {delay_ms} ms ({args:?})");
+        match (code, killed) {
+            // Before the handler was set, nothing had been touched yet.
+            (None, Some(s)) if s == sig => {}
+            (Some(2), None) => {
+                assert!(out.contains(&format!("TBROK: ")) && out.contains(&format!("interrupted by {name}")), "{what}: {out}");
+                assert!(!out.contains("TFAIL") && !out.contains("TPASS"), "{what}: {out}");
+                tbrok += 1;
+            }
+            other => panic!("{what}: {other:?}\n{out}"),
+        }
+        assert_gone(&kids, &what);
+        assert_clean(&expected, &what);
+    }
+    eprintln!("setup signals: 24 runs, {tbrok} TBROK naming the signal, all restored");
+    assert!(tbrok >= 16, "most runs should have caught the signal: {tbrok}");
+}
+
+#[test]
+fn termination_signals_while_racing_are_tbrok_and_restore_everything() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 4);
+    let expected = PoolState::read();
+    for mode in ["shared", "private"] {
+        for (sig, name) in SIGNALS {
+            let mut r = spawn(&[], &[mode, "-I", "30"]);
+            assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(read_knob(OVERCOMMIT), 0, "overcommit must be 0 while racing");
+            let kids = children(r.pid());
+            let t0 = Instant::now();
+            r.signal(sig);
+            let (code, _, out) = r.finish(10);
+            let what = format!("{name} while racing {mode}");
+            assert_eq!(code, Some(2), "{what}: {out}");
+            assert!(out.contains(&format!("TBROK: {mode} 2M: interrupted by {name}")), "{what}: {out}");
+            assert!(t0.elapsed() < Duration::from_secs(5), "{what}: took {:?}", t0.elapsed());
+            assert_gone(&kids, &what);
+            assert_clean(&expected, &what);
+        }
+    }
+}
+
+// ---- SIGKILL ----
+
+#[test]
+fn sigkill_of_the_parent_leaves_no_racer_and_only_the_documented_pool_value() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    for (mode, extra) in [("shared", None), ("private", None), ("shared", Some("--no-memfd"))] {
+        g.set_nr(2048, 0);
+        write_knob(OVERCOMMIT, 4);
+        let mut args = vec![mode, "-I", "30"];
+        args.extend(extra);
+        let mut r = spawn(&[], &args);
+        assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = r.pid();
+        let kids = children(pid);
+        if mode == "shared" {
+            assert_eq!(kids.len(), 2, "two racer processes: {kids:?}");
+        }
+        r.signal(9);
+        let (_, killed, _) = r.finish(5);
+        let what = format!("SIGKILL {args:?}");
+        assert_eq!(killed, Some(9), "{what}");
+        // No racer survives (PDEATHSIG), so nothing keeps spinning.
+        assert_gone(&kids, &what);
+        assert_eq!(pids_alive(&[pid]), Vec::<u32>::new(), "{what}");
+        // What the README says is left: the raised pool and overcommit 0; the pages
+        // themselves went back with the process, and no mount or directory remains.
+        assert_eq!(read_knob(NR), 2, "{what}: the raised pool is what SIGKILL leaves");
+        assert_eq!(read_knob(OVERCOMMIT), 0, "{what}: overcommit left at 0");
+        assert_eq!(free_2m(), 2, "{what}: the hugepages were freed with the process");
+        assert_eq!(leftovers(), (vec![], vec![]), "{what}: mounts or /run entries left");
+        // The README's fix.
+        write_knob(NR, 0);
+        write_knob(OVERCOMMIT, 4);
+    }
+}
+
+// ---- a racer that never reaches the start line ----
+
+#[test]
+fn a_stopped_racer_gives_tbrok_within_the_spin_bound() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    for round in 0..3 {
+        let mut r = spawn(&[], &["shared", "-I", "60"]);
+        assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
+        std::thread::sleep(Duration::from_millis(200));
+        let kids = children(r.pid());
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        let t0 = Instant::now();
+        let ok = Command::new("kill").args(["-STOP", &kids[round % 2].to_string()]).status().unwrap().success();
+        assert!(ok);
+        let (code, _, out) = r.finish(15);
+        let took = t0.elapsed();
+        assert_eq!(code, Some(2), "{out}");
+        assert!(out.contains("never reached the start line"), "{out}");
+        assert!(!out.contains("TFAIL"), "{out}");
+        // The spin bound is 2 s; the parent looks every 100 ms.
+        assert!(took < Duration::from_secs(5), "TBROK after {took:?}");
+        assert_gone(&kids, "stopped racer");
+        assert_clean(&g.before, "stopped racer");
+    }
+}
+
+// ---- something outside takes the last page ----
+
+#[test]
+fn another_process_taking_the_last_page_is_never_a_tfail() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    for mode in ["shared", "private"] {
+        // Two pages: hugerace takes one and leaves one free; the helper takes that one.
+        g.set_nr(2048, 2);
+        let r = spawn(&[], &[mode, "-I", "3"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let steal = Command::new(helper("steal")).args(["2097152", "1", "4"]).stdout(Stdio::piped()).spawn().unwrap();
+        let (code, _, out) = r.finish(30);
+        let so = steal.wait_with_output().unwrap();
+        let grabbed = String::from_utf8_lossy(&so.stdout).contains("grabbed 1");
+        eprintln!("{mode}: helper grabbed the page: {grabbed}; hugerace exit {code:?}");
+        assert!(!out.contains("TFAIL"), "{mode}: a page taken from outside gave TFAIL:\n{out}");
+        assert_eq!(code.unwrap_or(-1) & 1, 0, "{mode}: {out}");
+        if out.contains("TBROK") {
+            assert!(out.contains("TBROK: ") && out.contains("inconclusive: another process took the last hugepage"), "{out}");
+        }
+        if mode == "shared" && grabbed {
+            // Between races the shared page has no reservation, so the helper can take it.
+            assert!(out.contains("inconclusive: another process took the last hugepage"), "{out}");
+        }
+    }
+    g.set_nr(2048, g.before.get(2048, "nr_hugepages").unwrap_or(0));
+    assert_clean(&g.before, "outside consumer");
+}
+
+#[test]
+fn the_negative_control_still_fails() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    let o = run(&["--leave-free", "0", "--noreserve", "-i", "5"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 1, "{out}");
+    assert_eq!(out.matches("TFAIL").count(), 2, "{out}");
+    assert!(!out.contains("inconclusive"), "{out}");
+    assert_clean(&g.before, "negative control");
+}
+
+// ---- overcommit and limits ----
+
+#[test]
+fn overcommit_is_zero_during_the_run_and_restored_after() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 4);
+    let mut r = spawn(&[], &["shared", "-I", "2"]);
+    assert!(r.wait_line(": took ", 10), "{:?}", r.seen);
+    assert_eq!(read_knob(OVERCOMMIT), 0, "overcommit during the run");
+    let (code, _, out) = r.finish(20);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(read_knob(OVERCOMMIT), 4, "overcommit after the run");
+    assert_eq!(read_knob(NR), 0);
+    // Without leave to change the pool, overcommit makes the race impossible: TCONF.
+    let o = run(&["--no-pool-change"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}");
+    assert!(out.contains("TCONF: shared 2M: nr_overcommit_hugepages is 4"), "{out}");
+    assert!(out.contains("echo 0 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages"), "{out}");
+    assert_eq!(read_knob(OVERCOMMIT), 4);
+}
+
+#[test]
+fn rlimit_nproc_stops_the_racers_with_tbrok_not_tfail() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 2);
+    let expected = PoolState::read();
+    for mode in ["shared", "private"] {
+        // As root RLIMIT_NPROC is not enforced; as nobody one process is the limit.
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "prlimit", "--nproc=1"])
+            .arg(bin())
+            .arg(mode)
+            .output()
+            .unwrap();
+        let out = stdout(&o);
+        assert_eq!(status(&o), 2, "{mode}: {out}{}", stderr(&o));
+        assert!(out.contains("EAGAIN (process limit reached? see RLIMIT_NPROC)"), "{out}");
+        assert!(!out.contains("TFAIL"), "{out}");
+        assert_clean(&expected, "RLIMIT_NPROC");
+    }
+}
+
+// ---- denied or missing facilities ----
+
+#[test]
+fn memfd_denied_by_seccomp_falls_back_to_a_private_mount_or_tconf() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    let deny = helper("deny");
+    // x86_64 syscall numbers: memfd_create 319, mount 165, socket 41.
+    let o = Command::new(&deny).arg("319").arg(bin()).arg("shared").output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    assert!(out.contains("hugetlbfs mount"), "{out}");
+    assert_clean(&g.before, "memfd denied");
+    // Neither memfd nor a mount: a clear TCONF that names both.
+    let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"for m in $(awk '$3=="hugetlbfs"{print $2}' /proc/mounts); do umount "$m"; done; exec "$@""#)
+        .arg("sh").arg(&deny).arg("319,165").arg(bin()).arg("shared").output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}{}", stderr(&o));
+    assert!(out.contains("mounting one failed: EPERM"), "{out}");
+    assert!(out.contains("memfd_create with MFD_HUGETLB: EPERM"), "{out}");
+    assert_clean(&g.before, "memfd and mount denied");
+    // No unix sockets: no lock, said so, and the race still runs.
+    let o = Command::new(&deny).arg("41").arg(bin()).arg("shared").output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}");
+    assert!(out.contains("no instance lock for 2M (socket: EPERM)"), "{out}");
+    assert_clean(&g.before, "socket denied");
+}
+
+/// Run hugerace in a private mount namespace after `setup` (shell).
+fn in_mount_ns(setup: &str, args: &[&str]) -> Output {
+    Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c"]).arg(format!("{setup} && exec \"$@\"")).arg("sh").arg(bin()).args(args).output().unwrap()
+}
+
+#[test]
+fn read_only_knobs_give_tconf_with_the_command_to_run() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let expected = PoolState::read();
+    let d = "/sys/kernel/mm/hugepages";
+    let o = in_mount_ns(&format!("mount --bind {d} {d} && mount -o remount,bind,ro {d}"), &["shared"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}{}", stderr(&o));
+    assert!(out.contains("writing nr_hugepages failed with EROFS"), "{out}");
+    assert!(out.contains("as root: echo 2 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"), "{out}");
+    assert_clean(&expected, "read-only sysfs");
+    // /sys/kernel/mm/hugepages hidden and /proc/sys read-only, as in a container.
+    let o = in_mount_ns(&format!("mount -t tmpfs none {d} && mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys"), &["shared"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}{}", stderr(&o));
+    assert!(out.contains("as root: echo 2 > /proc/sys/vm/nr_hugepages"), "{out}");
+    assert_clean(&expected, "read-only /proc/sys");
+}
+
+#[test]
+fn missing_sysfs_hugepages_falls_back_to_meminfo_and_proc_sys() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    let hide = "mount -t tmpfs none /sys/kernel/mm/hugepages";
+    // The pool already large enough: counters from /proc/meminfo only.
+    g.set_nr(2048, 3);
+    let before = PoolState::read();
+    let o = in_mount_ns(hide, &[]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}{}", stderr(&o));
+    assert!(out.contains("TPASS: shared 2M") && out.contains("TPASS: private 2M"), "{out}");
+    assert_eq!(PoolState::read(), before);
+    // An empty pool: raised through /proc/sys/vm/nr_hugepages and put back.
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    let o = in_mount_ns(hide, &["shared"]);
+    let out = stdout(&o);
+    assert_eq!(status(&o), 0, "{out}{}", stderr(&o));
+    assert!(out.contains("pool raised by 2"), "{out}");
+    assert_eq!(PoolState::read(), before, "pool not restored through /proc/sys/vm");
+    assert_eq!(leftovers(), (vec![], vec![]));
+}
+
+// ---- security ----
+
+#[test]
+fn unprivileged_user_passes_on_a_pre_reserved_pool() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 2);
+    let expected = PoolState::read();
+    for args in [&[][..], &["-i", "20"][..]] {
+        let o = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin()).args(args).output().unwrap();
+        let out = stdout(&o);
+        assert_eq!(status(&o), 0, "{out}{}", stderr(&o));
+        assert!(out.contains("TPASS: shared 2M") && out.contains("TPASS: private 2M"), "{out}");
+        assert!(out.contains("pool unchanged"), "{out}");
+        assert_clean(&expected, "unprivileged");
+    }
+    // Too small a pool: TCONF saying what root must run, nothing written.
+    g.set_nr(2048, 0);
+    let o = Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(bin()).arg("shared").output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}");
+    assert!(out.contains("only root may raise the pool; as root: echo 2 >"), "{out}");
+}
+
+/// Every file hugerace opens for writing, and every directory it makes, from strace.
+fn writes(args: &[&str]) -> (Vec<String>, String) {
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("strace.log");
+    let o = Command::new("strace").args(["-f", "-qq", "-e", "trace=openat,mkdirat,mkdir,open,creat", "-o"]).arg(&log).arg(bin()).args(args).output().unwrap();
+    assert!(o.status.code().is_some(), "{o:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let w = text.lines().filter(|l| l.contains("O_WRONLY") || l.contains("O_RDWR") || l.contains("O_CREAT") || l.contains("mkdir")).map(String::from).collect();
+    (w, stdout(&o))
+}
+
+#[test]
+fn knobs_are_written_only_when_needed_with_o_nofollow_and_dirs_are_private() {
+    if !need_root_hugetlb() || !has("strace") {
+        return;
+    }
+    let g = pool_guard();
+    // Pool large enough, no overcommit: nothing is written at all.
+    g.set_nr(2048, 4);
+    write_knob(OVERCOMMIT, 0);
+    let (w, out) = writes(&["shared"]);
+    assert!(out.contains("TPASS"), "{out}");
+    assert!(w.is_empty(), "writes on a ready pool: {w:#?}");
+    // Pool empty, overcommit on, no memfd: the two knobs with O_NOFOLLOW, one 0700 dir.
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 4);
+    let (w, out) = writes(&["shared", "--no-memfd"]);
+    assert!(out.contains("TPASS"), "{out}");
+    for l in &w {
+        let knob = l.contains("/sys/kernel/mm/hugepages/") && l.contains("O_WRONLY") && l.contains("O_NOFOLLOW");
+        let dir = l.contains("mkdir") && l.contains("\"/run/hugerace.") && l.contains("0700");
+        let file = l.contains("\"hugerace.") && l.contains("O_EXCL");
+        assert!(knob || dir || file, "unexpected write: {l}");
+    }
+    assert!(w.iter().any(|l| l.contains("nr_overcommit_hugepages")), "{w:#?}");
+    let run = std::fs::metadata("/run").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(run.permissions().mode() & 0o002, 0, "/run is world-writable here");
+    write_knob(OVERCOMMIT, 0);
+    g.set_nr(2048, g.before.get(2048, "nr_hugepages").unwrap_or(0));
+    write_knob(OVERCOMMIT, g.before.get(2048, "nr_overcommit_hugepages").unwrap_or(0));
+    assert_clean(&g.before, "strace");
+}
+
+// ---- the instance lock and concurrent instances ----
+
+#[test]
+fn a_second_instance_waits_then_gives_tconf_naming_the_holder() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    let mut holder = spawn(&[], &["shared", "-I", "9"]);
+    assert!(holder.wait_line(": took ", 10), "{:?}", holder.seen);
+    let t0 = Instant::now();
+    let o = run(&["shared"]);
+    let waited = t0.elapsed();
+    let out = stdout(&o);
+    assert_eq!(status(&o), 32, "{out}");
+    assert!(out.contains(&format!("TCONF: shared 2M: another hugerace (pid {}) is racing on 2M hugepages", holder.pid())), "{out}");
+    assert!(out.contains(&format!("waiting up to 5 s for another hugerace (pid {})", holder.pid())), "{out}");
+    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(8), "{waited:?}");
+    let (code, _, hout) = holder.finish(20);
+    assert_eq!(code, Some(0), "{hout}");
+    // A waiter that the holder lets in within the bound runs normally.
+    let mut holder = spawn(&[], &["shared", "-I", "2"]);
+    assert!(holder.wait_line(": took ", 10));
+    let o = run(&["shared"]);
+    assert_eq!(status(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("waiting up to 5 s"), "{}", stdout(&o));
+    holder.finish(20);
+    assert_clean(&g.before, "lock");
+}
+
+#[test]
+fn concurrent_instances_give_no_false_tfail() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let rounds: usize = std::env::var("HUGERACE_STRESS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let per = 4;
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let expected = PoolState::read();
+    let (mut runs, mut tfail, mut tconf, mut tbrok, mut tpass) = (0, 0, 0, 0, 0);
+    for _ in 0..rounds {
+        let kids: Vec<Running> = (0..per).map(|i| spawn(&[], &[["both", "shared", "private", "both"][i % 4], "-i", "50"])).collect();
+        for k in kids {
+            let (code, _, out) = k.finish(120);
+            runs += 1;
+            tfail += out.matches("TFAIL").count();
+            tconf += out.matches("TCONF").count();
+            tbrok += out.matches("TBROK").count();
+            tpass += out.matches("TPASS").count();
+            assert_eq!(code.unwrap_or(-1) & 1, 0, "false TFAIL with concurrent instances:\n{out}");
+            assert!(!out.contains("TBROK"), "TBROK with concurrent instances:\n{out}");
+        }
+        assert_clean(&expected, "concurrent");
+    }
+    eprintln!("concurrent: {runs} instances ({per} at once, {rounds} rounds): {tpass} TPASS, {tfail} TFAIL, {tbrok} TBROK, {tconf} TCONF");
+    assert_eq!(tfail, 0);
+}
