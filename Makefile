@@ -124,3 +124,19 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/hugerace $(DESTDIR)$(BINDIR)/alloc-instantiate-race \
 	  $(DESTDIR)$(MANDIR)/man1/hugerace.1
 # ---- end install ------------------------------------------------------------------------------
+
+# ---- fuzz: the parsers under mutated input, on stable Rust (issue 7) -------------------------
+# `make fuzz` runs each target of tests/fuzz.rs for FUZZ_SECS seconds from the seeds in
+# fuzz/corpus/<target>/ (crashing inputs land in fuzz/crashes/); `make test` runs 2 s each.
+# `make stress` runs STRESS_ROUNDS rounds of 4 concurrent instances and counts false TFAILs.
+FUZZ_SECS ?= 60
+STRESS_ROUNDS ?= 10
+
+.PHONY: fuzz stress
+
+fuzz:
+	HUGERACE_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) test --test fuzz -- --nocapture --test-threads=1
+
+stress: build
+	HUGERACE_BIN=$(CURDIR)/$(BIN) HUGERACE_STRESS_ROUNDS=$(STRESS_ROUNDS) $(CARGO) test --test robustness concurrent -- --nocapture
+# ---- end fuzz ---------------------------------------------------------------------------------
