@@ -78,10 +78,10 @@ fn prepare() {
     };
     if let Some(fd) = console {
         for target in 0..3 {
-            if fd.raw() != target {
-                if let Err(e) = sys::dup3(fd.raw(), target) {
-                    diag("dup3 console to fd ", "0/1/2", e);
-                }
+            if fd.raw() != target
+                && let Err(e) = sys::dup3(fd.raw(), target)
+            {
+                diag("dup3 console to fd ", "0/1/2", e);
             }
         }
         if fd.raw() < 3 {
