@@ -26,11 +26,19 @@ impl Mapping {
         Ok(Mapping { addr, len })
     }
 
-    /// Map `len` bytes of `fd` at `off`, at an address aligned to `align`. qemu-user places
-    /// mappings at guest-page alignment, which a hugetlb file refuses, so we reserve a
-    /// PROT_NONE window, map the file MAP_FIXED at an aligned address inside it and give back
-    /// the slack. Natively this costs two extra cheap syscalls.
+    /// Map `len` bytes of `fd` at `off`, at an address aligned to `align`. A kernel places a
+    /// hugetlb mapping itself, aligned: that is tried first, and it is the only way on the
+    /// ppc64 hash MMU, where a hugepage mapping MAP_FIXED into a window of base pages fails
+    /// with EBUSY (the page size is per address-space slice). qemu-user places mappings at
+    /// guest-page alignment, which a hugetlb file refuses (EINVAL): then we reserve a PROT_NONE
+    /// window, map the file MAP_FIXED at an aligned address inside it and give back the slack.
     pub fn map_aligned(fd: &Fd, off: u64, len: usize, align: usize, flags: u32) -> Result<Mapping> {
+        if let Ok(addr) = mmap(0, len, PROT_RW, flags, fd.raw(), off) {
+            if addr & (align - 1) == 0 {
+                return Ok(Mapping { addr, len });
+            }
+            let _ = unmap(addr, len);
+        }
         let window = len.checked_add(align).ok_or(super::Errno::ENOMEM)?;
         let base = mmap(0, window, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS | k::MAP_NORESERVE, -1, 0)?;
         let reserve = Mapping { addr: base, len: window };

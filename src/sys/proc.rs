@@ -337,7 +337,9 @@ pub struct Stacks {
 impl Stacks {
     pub fn new(n: usize, each: usize) -> Result<Stacks> {
         let page = super::start::page_size();
-        let each = each.next_multiple_of(page);
+        // The guard comes on top of the asked size: with 64K base pages (ppc64, some arm64)
+        // a 64K stack would otherwise be all guard, and the child faults on its first store.
+        let each = each.next_multiple_of(page) + page;
         let map = Mapping::anon(n.checked_mul(each).ok_or(Errno::ENOMEM)?, false)?;
         for i in 0..n {
             // SAFETY: the guard page lies inside our own mapping.
