@@ -18,11 +18,12 @@
 # the source version and a hash of the config and this recipe.
 #
 # Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
-#   apt/<arch>/                  apt lists and downloaded .debs for that arch
-#   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package
+#   apt/<arch>/                  that arch's apt lists and package cache
+#   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package (the .deb is not kept)
 #   src/linux-source-<ver>/       the unpacked kernel source (ppc64be)
 #   build/ppc64be-<ver>/          the object tree (O=), kept for incremental rebuilds
-#   kernels/ppc64be/<key>/vmlinux the built kernel
+#   kernels/ppc64be/<key>/vmlinux the built kernel, and its .config
+# A new kernel version (or BE config) prunes the entries it supersedes.
 set -euo pipefail
 
 CACHE=${HUGERACE_CACHE:-/var/cache/hugerace}
