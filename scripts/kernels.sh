@@ -20,8 +20,9 @@
 # Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
 #   apt/<arch>/                  that arch's apt lists and package cache
 #   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package (the .deb is not kept)
-#   src/linux-source-<ver>/       the unpacked kernel source (ppc64be)
-#   build/ppc64be-<ver>/          the object tree (O=), kept for incremental rebuilds
+#   src/linux-source-<ver>/       the unpacked kernel source (ppc64be)    } removed after a build
+#   build/ppc64be-<ver>/          the object tree (O=)                     } unless
+#                                 HUGERACE_KEEP_KERNEL_TREE=1 (incremental rebuilds when the config changes)
 #   kernels/ppc64be/<key>/vmlinux the built kernel, and its .config
 # A new kernel version (or BE config) prunes the entries it supersedes.
 set -euo pipefail
@@ -100,6 +101,8 @@ debian_kernel() {
         fi
         dpkg -x "$dir.deb.d"/*.deb "$dir"
         rm -rf "$dir.deb.d"
+        # Only the image boots here (the initramfs loads no modules): drop the ~400M of the rest.
+        find "$dir" -mindepth 1 -maxdepth 1 ! -name boot -exec rm -rf {} +
         touch "$dir/.done"
         prune "$CACHE/kernels/$a" "$dir"
     else
@@ -164,8 +167,13 @@ be_kernel() {
     cp "$obj/.config" "$out/config"
     mv "$out/vmlinux.tmp" "$out/vmlinux"
     prune "$CACHE/kernels/ppc64be" "$out"
-    prune "$CACHE/build" "$obj"
-    prune "$CACHE/src" "$src"
+    if [ -n "${HUGERACE_KEEP_KERNEL_TREE:-}" ]; then
+        prune "$CACHE/build" "$obj"
+        prune "$CACHE/src" "$src"
+    else
+        # 1.6G of source and objects: unpacked again (~15s) the next time a build is needed.
+        rm -rf "$CACHE/build" "$CACHE/src"
+    fi
     echo "$out/vmlinux"
 }
 
