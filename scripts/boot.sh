@@ -163,7 +163,9 @@ for name in "${@:-${ALL[@]}}"; do
     [ -n "$why" ] && printf '%s\n' "$why" | sed 's/^/   reason: /'
     if [ -e "$console" ]; then
         echo "   console ($console), hugerace's lines:"
-        user_lines "$console" | grep -a -E '^(KTAP|1\.\.|ok |not ok |# |hugerace:)' | sed 's/^/     | /'
+        # (firmware or early kernel output may share the KTAP version line: show it from there on)
+        user_lines "$console" | sed 's/^.*\(KTAP version 1\)$/\1/' |
+            grep -a -E '^(KTAP|1\.\.|ok |not ok |# |hugerace:)' | sed 's/^/     | /'
         clean "$console" | grep -a -E 'reboot: Power down|Kernel panic' | sed 's/^/     | /'
     fi
     case $result in
