@@ -136,7 +136,9 @@ for name in "${@:-${ALL[@]}}"; do
     initrd="target/$TRIPLE/initramfs.cpio.gz"
     t0=$(date +%s.%N)
     if ! command -v "${QEMU[0]}" >/dev/null; then
+        # CI installs QEMU itself (HUGERACE_REQUIRE_QEMU=1): there its absence is a failure.
         result="SKIP" why="${QEMU[0]} is not installed (make boot-deps)"
+        [ -n "${HUGERACE_REQUIRE_QEMU:-}" ] && result="FAIL"
     elif ! kernel_for "$KARCH"; then
         if [[ $kernel == SKIP:* ]]; then
             result="SKIP" why="${kernel#SKIP: }"
