@@ -215,7 +215,14 @@ pub fn run(cfg: &Config) -> i32 {
         for &mode in modes {
             let rec = run_mode(cfg, &mut rep, size, mode, &allowed, n, origin);
             rep.record(&rec);
-            if sys::pending_signal().is_some() {
+            if let Some(sig) = sys::pending_signal() {
+                // A signal after the last check of a mode (while restoring) still ends the
+                // run as TBROK naming it, never as a plain pass.
+                if rec.res != Res::Brok {
+                    rep.stop(b"run", &Stop::brok(|l| {
+                        l.s("interrupted by ").s(race::signal_name(sig));
+                    }));
+                }
                 break 'all;
             }
         }
@@ -271,7 +278,7 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     }))?;
     file.set_len(take + 1).map_err(|e| Stop::sys("ftruncate", e))?;
     file.fill(take).map_err(|e| Stop::brok(|l| {
-        l.s("instantiating ").u(take).s(" pages failed: ").errno(e).s(" (the pool changed under us?)");
+        l.s("instantiating ").u(take).s(" pages failed: ").errno(e).s(" (the pool changed under us, or a hugetlb cgroup limit?)");
     }))?;
     let after = pool.counts().map_err(|e| Stop::sys("reading the hugepage counters", e))?;
     if after.available() != leave {
