@@ -85,7 +85,8 @@ fn join(tid: &AtomicU32) -> bool {
 }
 
 extern "C" fn start(sp: *const usize) -> ! {
-    let args = hugerace::sys::start::init(sp);
+    // SAFETY: `_start` (arch `entry!`) passes the kernel's initial stack pointer.
+    let args = unsafe { hugerace::sys::start::init(sp) };
     let mut l = Line::new();
     l.s("archcheck: ").s(env!("HUGERACE_TARGET")).s(", ").u(args.len() as u64).s(" args\n");
     l.emit(1);

@@ -25,7 +25,8 @@ fn one() -> Result<(), (&'static str, sys::Errno)> {
 }
 
 extern "C" fn start(sp: *const usize) -> ! {
-    let args = sys::start::init(sp);
+    // SAFETY: `_start` (arch `entry!`) passes the kernel's initial stack pointer.
+    let args = unsafe { sys::start::init(sp) };
     let secs = args.get(1).and_then(hugerace::parse::u64_dec).unwrap_or(5);
     let t0 = sys::monotonic_ns();
     let mut n = 0u64;

@@ -13,7 +13,8 @@ hugerace::entry!(start);
 hugerace::mem_functions!();
 
 extern "C" fn start(sp: *const usize) -> ! {
-    let args = sys::start::init(sp);
+    // SAFETY: `_start` (arch `entry!`) passes the kernel's initial stack pointer.
+    let args = unsafe { sys::start::init(sp) };
     let n = args.get(1).and_then(hugerace::parse::u64_dec).unwrap_or(1);
     let mut l = Line::new();
     for _ in 0..n {

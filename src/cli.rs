@@ -42,6 +42,9 @@ pub struct Config {
     pub no_memfd: bool,
     pub format: Format,
     pub verbose: bool,
+    /// Whether a live progress line may be drawn on a terminal (not on a serial console
+    /// that a harness parses, as in PID-1 mode).
+    pub progress: bool,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             no_memfd: false,
             format: Format::Ltp,
             verbose: false,
+            progress: true,
         }
     }
 }

@@ -6,7 +6,8 @@ hugerace::entry!(start);
 hugerace::mem_functions!();
 
 extern "C" fn start(sp: *const usize) -> ! {
-    let args = hugerace::sys::start::init(sp);
+    // SAFETY: `_start` (arch `entry!`) passes the kernel's initial stack pointer.
+    let args = unsafe { hugerace::sys::start::init(sp) };
     if hugerace::sys::getpid() == 1 {
         hugerace::pid1::main(args)
     }

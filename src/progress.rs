@@ -28,7 +28,7 @@ pub struct Progress {
 impl Progress {
     /// Off unless the run is long and stderr is a terminal.
     pub fn start(cfg: &Config, mode: Mode, size: u64, t0: u64) -> Progress {
-        let long = cfg.duration_s > 0 || cfg.iterations >= LONG_RUN;
+        let long = cfg.progress && (cfg.duration_s > 0 || cfg.iterations >= LONG_RUN);
         Progress {
             on: long && sys::ioctl_is_tty(STDERR),
             drawn: false,

@@ -1,6 +1,11 @@
 //! The architecture layer: the syscall instruction, `_start`, the clone child path, the
 //! signal restorer and the cycle counter. One file per architecture, each exporting the
 //! same names; no policy lives here.
+//!
+//! Safety contract shared by every `syscallN` (hence no `# Safety` section on each): the
+//! caller passes arguments that are valid for syscall `n` as the kernel reads them —
+//! pointers to live memory of the right size and mutability, for as long as the call lasts.
+#![allow(clippy::missing_safety_doc)]
 
 #[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
 #[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]

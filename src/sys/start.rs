@@ -12,8 +12,12 @@ pub struct Args {
     argv: usize,
 }
 
-/// Record the initial stack pointer; `_start` calls this before anything else.
-pub fn init(sp: *const usize) -> Args {
+/// Record the initial stack pointer; the program's start function calls this first.
+///
+/// # Safety
+/// `sp` must be the stack pointer the kernel handed `_start`, with argc, argv, envp and the
+/// aux vector above it, as the arch layer's `entry!` passes it on.
+pub unsafe fn init(sp: *const usize) -> Args {
     SP.store(sp as usize, Ordering::Relaxed);
     // SAFETY: at process entry sp points at argc followed by argv[argc], NULL.
     let argc = unsafe { *sp };
