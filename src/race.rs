@@ -163,7 +163,7 @@ impl Crew<'_> {
     /// end the run or reset the page and release the next generation.
     fn close(&self, g: u32) {
         let ctl = self.ctl();
-        let (mut t0_min, mut t0_max, mut t1_min, mut fault) = (u64::MAX, 0u64, u64::MAX, 0u64);
+        let mut j = Judge::default();
         for i in 0..self.n {
             let s = self.slot(i);
             if s.state.load(Acquire) == DEAD {
@@ -172,16 +172,12 @@ impl Crew<'_> {
             if s.missing.load(Acquire) != 0 {
                 return self.end(MISSING);
             }
-            let (a, b) = (s.t0.load(Acquire), s.t1.load(Acquire));
-            t0_min = t0_min.min(a);
-            t0_max = t0_max.max(a);
-            t1_min = t1_min.min(b);
-            fault = fault.max(b.wrapping_sub(a));
+            j.add(s.t0.load(Acquire), s.t1.load(Acquire));
         }
-        ctl.skew.add(t0_max.wrapping_sub(t0_min));
+        ctl.skew.add(j.skew());
         self.tune_delay(g);
-        ctl.fault.add(fault);
-        if t0_max >= t1_min {
+        ctl.fault.add(j.fault);
+        if !j.overlapped() {
             ctl.missed.fetch_add(1, Relaxed);
         }
         let done = ctl.iterations.fetch_add(1, Release) + 1;
@@ -195,6 +191,41 @@ impl Crew<'_> {
         }
         ctl.generation.store(g.wrapping_add(1), Release);
         sys::futex_wake(&ctl.generation, i32::MAX as u32);
+    }
+}
+
+/// What one iteration's stamps say: each racer's counter just before (t0) and just after
+/// (t1) its write.
+#[derive(Clone, Copy)]
+struct Judge {
+    t0_min: u64,
+    t0_max: u64,
+    t1_min: u64,
+    /// The slowest racer's write (its fault), in ticks.
+    fault: u64,
+}
+
+impl Default for Judge {
+    fn default() -> Self {
+        Judge { t0_min: u64::MAX, t0_max: 0, t1_min: u64::MAX, fault: 0 }
+    }
+}
+
+impl Judge {
+    fn add(&mut self, t0: u64, t1: u64) {
+        self.t0_min = self.t0_min.min(t0);
+        self.t0_max = self.t0_max.max(t0);
+        self.t1_min = self.t1_min.min(t1);
+        self.fault = self.fault.max(t1.wrapping_sub(t0));
+    }
+    /// The spread of the start times.
+    fn skew(&self) -> u64 {
+        self.t0_max.wrapping_sub(self.t0_min)
+    }
+    /// Whether every racer was inside its write at one moment: the last to start started
+    /// before the first to finish finished. Otherwise the race was missed.
+    fn overlapped(&self) -> bool {
+        self.t0_max < self.t1_min
     }
 }
 
@@ -707,5 +738,38 @@ fn on_fault(crew: &Crew, f: sys::Fault) {
         s.state.store(DEAD, Release);
         crew.finish(g);
         sys::exit_thread(128 + f.sig as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Judge;
+
+    fn judge(stamps: &[(u64, u64)]) -> Judge {
+        let mut j = Judge::default();
+        for &(a, b) in stamps {
+            j.add(a, b);
+        }
+        j
+    }
+
+    #[test]
+    fn a_real_race_overlaps() {
+        let j = judge(&[(100, 900), (140, 1000)]);
+        assert!(j.overlapped());
+        assert_eq!(j.skew(), 40);
+        assert_eq!(j.fault, 860);
+    }
+
+    #[test]
+    fn a_late_racer_is_a_missed_race() {
+        // The second racer started after the first had already finished its fault.
+        let j = judge(&[(100, 900), (950, 980)]);
+        assert!(!j.overlapped());
+        assert_eq!(j.skew(), 850);
+        // Touching is not overlapping either.
+        assert!(!judge(&[(100, 900), (900, 990)]).overlapped());
+        // Three racers: one late one is enough to miss.
+        assert!(!judge(&[(100, 900), (110, 950), (905, 1000)]).overlapped());
     }
 }

@@ -254,3 +254,48 @@ fn the_binary_is_static_and_has_no_interpreter() {
     assert!(!txt.contains("INTERP"), "{txt}");
     assert!(!txt.contains("DYNAMIC"), "{txt}");
 }
+
+/// The children of a process (its racer processes in shared mode).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_racer_killed_from_outside_is_tbrok_not_a_pass() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    let child = std::process::Command::new(bin())
+        .args(["shared", "-I", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let t0 = std::time::Instant::now();
+    let racers = loop {
+        let c = children(pid);
+        if c.len() >= 2 || t0.elapsed().as_secs() > 10 {
+            break c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(racers.len() >= 2, "racers never started: {racers:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let killed = std::process::Command::new("kill").args(["-KILL", &racers[1].to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().expect("wait");
+    let out = stdout(&o);
+    assert!(t0.elapsed().as_secs() < 25, "the run did not end early: {out}");
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("TBROK: shared 2M: racer 2") && out.contains("killed from outside"), "{out}");
+    assert!(!out.contains("TPASS") && !out.contains("TFAIL"), "{out}");
+    assert_eq!(PoolState::read(), before, "pool not restored");
+    assert_no_racers_left();
+}
