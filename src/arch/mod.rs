@@ -46,6 +46,22 @@ mod wide {
 #[cfg(target_pointer_width = "64")]
 pub use wide::*;
 
+/// fork through the old clone, for kernels before 5.3 that lack clone3: only the flags
+/// matter, and s390x takes the stack before them.
+///
+/// # Safety
+/// As `syscallN`: the child resumes here on a copy-on-write copy of the caller's stack.
+#[inline(always)]
+pub unsafe fn clone_fork(flags: usize) -> usize {
+    let n = linux_raw_sys::general::__NR_clone as usize;
+    #[cfg(target_arch = "s390x")]
+    // SAFETY: forwarded; s390x's clone is (stack, flags, ...).
+    return unsafe { syscall5(n, 0, flags, 0, 0, 0) };
+    #[cfg(not(target_arch = "s390x"))]
+    // SAFETY: forwarded; clone is (flags, stack, ...) everywhere else.
+    return unsafe { syscall5(n, flags, 0, 0, 0, 0) };
+}
+
 /// The kernel reports failure as a return value in -4095..-1 on every architecture we
 /// support (ppc64 and s390x included, after their arch file has normalised it).
 #[inline(always)]

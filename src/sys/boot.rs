@@ -43,8 +43,7 @@ pub enum Forked {
 /// Call it only while the process has one thread.
 ///
 /// clone3 has one argument layout on every arch; kernels before 5.3 lack it, and there the
-/// old clone is used, whose argument order differs (s390x takes the stack first) but which
-/// only needs the flags here.
+/// old clone is used (its argument order is the arch layer's business).
 pub fn fork() -> Result<Forked> {
     let mut args: k::clone_args = unsafe_zeroed_clone_args();
     args.exit_signal = k::SIGCHLD as u64;
@@ -53,13 +52,8 @@ pub fn fork() -> Result<Forked> {
     let r = sc!(k::__NR_clone3, &mut args as *mut k::clone_args, core::mem::size_of::<k::clone_args>());
     let r = match r {
         Err(Errno::ENOSYS) => {
-            #[cfg(target_arch = "s390x")]
-            // SAFETY: as above; s390x's clone takes (stack, flags).
-            let r = sc!(k::__NR_clone, 0, k::SIGCHLD, 0, 0, 0);
-            #[cfg(not(target_arch = "s390x"))]
-            // SAFETY: as above; flags first, every other argument zero.
-            let r = sc!(k::__NR_clone, k::SIGCHLD, 0, 0, 0, 0);
-            r
+            // SAFETY: as above; the arch layer knows the old clone's argument order.
+            super::check(unsafe { crate::arch::clone_fork(k::SIGCHLD as usize) })
         }
         r => r,
     };
