@@ -204,10 +204,7 @@ pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result
                 None => words.next().ok_or(Error { msg: "missing value for", arg: w })?,
             }
         };
-        match apply(&mut cfg, opt.key, val, w)? {
-            Some(a) => return Ok(a),
-            None => {}
-        }
+        if let Some(a) = apply(&mut cfg, opt.key, val, w)? { return Ok(a) }
     }
     if cfg.leave_free == 0 && !cfg.noreserve {
         // Without MAP_NORESERVE the kernel refuses to map a page it cannot reserve, so the

@@ -14,19 +14,17 @@ const SYSFS: &[u8] = b"/sys/kernel/mm/hugepages/hugepages-";
 pub fn sizes(out: &mut [u64; MAX_SIZES]) -> usize {
     let mut n = 0;
     let _ = sys::read_dir(c"/sys/kernel/mm/hugepages", |name| {
-        if let Some(s) = parse::hugepages_dir(name) {
-            if n < MAX_SIZES {
+        if let Some(s) = parse::hugepages_dir(name)
+            && n < MAX_SIZES {
                 out[n] = s;
                 n += 1;
             }
-        }
     });
-    if n == 0 {
-        if let Some(s) = default_size() {
+    if n == 0
+        && let Some(s) = default_size() {
             out[0] = s;
             n = 1;
         }
-    }
     // Insertion sort: a handful of sizes, and far smaller code than the library's sort.
     for i in 1..n {
         let mut j = i;

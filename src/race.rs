@@ -563,11 +563,10 @@ impl<'a> Race<'a> {
 
 impl Drop for Race<'_> {
     fn drop(&mut self) {
-        if !self.teardown() {
-            if let Some(s) = self.stacks.take() {
+        if !self.teardown()
+            && let Some(s) = self.stacks.take() {
                 s.leak();
             }
-        }
     }
 }
 

@@ -108,7 +108,7 @@ impl Figures {
     /// Overlap in hundredths of a percent.
     pub fn overlap_x100(&self) -> u64 {
         let done = self.passed;
-        if done == 0 { 0 } else { (done - self.missed.min(done)) * 10_000 / done }
+        ((done - self.missed.min(done)) * 10_000).checked_div(done).unwrap_or(0)
     }
     /// Completed races per second, times 10 (a race that ended in a fault is not counted).
     pub fn rate_x10(&self) -> u64 {

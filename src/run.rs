@@ -228,13 +228,12 @@ pub fn run(cfg: &Config) -> i32 {
         }
     }
     let mut st = [0u8; 2048];
-    if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st) {
-        if let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
+    if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st)
+        && let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
             rep.verbose(|l| {
                 l.s("peak RSS ").u(kb).s(" kB");
             });
         }
-    }
     rep.finish()
 }
 
@@ -322,8 +321,8 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     }
     let mut r = iterate(cfg, rec, &mut race, origin);
     drop(race);
-    if let Err(s) = &mut r {
-        if s.res == Res::Fail {
+    if let Err(s) = &mut r
+        && s.res == Res::Fail {
             // With our contested page given back and unmapped (no reservation of ours left),
             // exactly `leave` pages must be available again; fewer means something outside
             // took the last page, and the SIGBUS proves nothing about the kernel (issue 7).
@@ -331,7 +330,6 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
             drop(page);
             outside_took(pool, leave, s);
         }
-    }
     r
 }
 

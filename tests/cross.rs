@@ -56,12 +56,11 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 fn runner(t: &Target) -> Option<Runner> {
     let listed = std::env::var("HUGERACE_CROSS_TARGETS").ok();
-    if let Some(l) = &listed {
-        if !l.split_whitespace().any(|x| x == t.triple) {
+    if let Some(l) = &listed
+        && !l.split_whitespace().any(|x| x == t.triple) {
             eprintln!("SKIP {}: not in HUGERACE_CROSS_TARGETS", t.triple);
             return None;
         }
-    }
     let dir = target_dir().join(t.triple).join("release");
     let (bin, archcheck) = (dir.join("hugerace"), dir.join("examples/archcheck"));
     if !bin.exists() || !archcheck.exists() {

@@ -95,7 +95,7 @@ fn seed() -> u64 {
 /// Run `check` on mutated inputs for the configured time; fail with the saved crashes.
 fn fuzz(target: &str, max_len: usize, mut check: impl FnMut(&[u8], &mut Rng)) {
     let seeds = seeds(target);
-    let mut rng = Rng(seed() ^ target.len() as u64 * 0x100_0000_01b3);
+    let mut rng = Rng(seed() ^ (target.len() as u64 * 0x100_0000_01b3));
     let end = Instant::now() + Duration::from_secs(secs());
     let (mut cases, mut crashes) = (0u64, Vec::new());
     // Quiet the default hook: a panic here is recorded, not printed for every case.

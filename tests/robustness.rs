@@ -193,7 +193,7 @@ fn termination_signals_during_setup_are_tbrok_and_restore_everything() {
             // Before the handler was set, nothing had been touched yet.
             (None, Some(s)) if s == sig => {}
             (Some(2), None) => {
-                assert!(out.contains(&format!("TBROK: ")) && out.contains(&format!("interrupted by {name}")), "{what}: {out}");
+                assert!(out.contains(&"TBROK: ".to_string()) && out.contains(&format!("interrupted by {name}")), "{what}: {out}");
                 assert!(!out.contains("TFAIL") && !out.contains("TPASS"), "{what}: {out}");
                 tbrok += 1;
             }

@@ -75,13 +75,12 @@ pub fn hugepages_dir(name: &[u8]) -> Option<u64> {
 /// A `Key:   value [kB]` field of /proc/meminfo.
 pub fn meminfo(text: &[u8], key: &[u8]) -> Option<u64> {
     for line in text.split(|&c| c == b'\n') {
-        if let Some(rest) = line.strip_prefix(key) {
-            if let Some(rest) = rest.strip_prefix(b":") {
+        if let Some(rest) = line.strip_prefix(key)
+            && let Some(rest) = rest.strip_prefix(b":") {
                 let v = trim(rest);
                 let v = v.strip_suffix(b"kB").map(trim).unwrap_or(v);
                 return u64_dec(v);
             }
-        }
     }
     None
 }
