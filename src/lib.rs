@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod arch;
+pub mod cgroup;
 pub mod cli;
 pub mod cpus;
 pub mod hugefile;

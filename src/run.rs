@@ -319,18 +319,38 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
             l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
         });
     }
+    let refused_before = crate::cgroup::failures(size);
     let mut r = iterate(cfg, rec, &mut race, origin);
     drop(race);
     if let Err(s) = &mut r
-        && s.res == Res::Fail {
-            // With our contested page given back and unmapped (no reservation of ours left),
-            // exactly `leave` pages must be available again; fewer means something outside
-            // took the last page, and the SIGBUS proves nothing about the kernel (issue 7).
-            let _ = reset();
+        && s.res == Res::Fail
+    {
+        // Blame the kernel's race only when nothing else explains the SIGBUS (issue 7): a
+        // hugetlb cgroup limit that refused the page, or another process that holds the
+        // last page. For the second, release everything of ours first — the file too, as a
+        // shared mapping's reservation lives in it — and exactly `leave` pages must then be
+        // available again.
+        cgroup_refused(size, refused_before, s);
+        if s.res == Res::Fail {
             drop(page);
+            drop(file);
             outside_took(pool, leave, s);
         }
+    }
     r
+}
+
+/// A hugetlb cgroup limit refuses a fault with the same SIGBUS as the race bug: if the
+/// cgroup counted a refusal during the run, the FAIL says nothing about the kernel's race.
+fn cgroup_refused(size: u64, before: Option<u64>, s: &mut Stop) {
+    let (Some(b), Some(a)) = (before, crate::cgroup::failures(size)) else { return };
+    if s.res != Res::Fail || a <= b {
+        return;
+    }
+    let mut msg = Line::new();
+    msg.s("inconclusive: this process's hugetlb cgroup refused ").u(a - b).c(b' ').size(size)
+        .s(" page(s) during the run (its limit, not the race); ").b(s.msg.as_bytes());
+    (s.res, s.msg) = (Res::Brok, msg);
 }
 
 fn outside_took(pool: &Pool, leave: u64, s: &mut Stop) {

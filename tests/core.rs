@@ -299,3 +299,66 @@ fn a_racer_killed_from_outside_is_tbrok_not_a_pass() {
     assert_eq!(PoolState::read(), before, "pool not restored");
     assert_no_racers_left();
 }
+
+/// A cgroup v1 hugetlb hierarchy of the test's own, with one child group; unmounted and
+/// removed even when the test fails.
+struct HugetlbCgroup {
+    root: std::path::PathBuf,
+    group: std::path::PathBuf,
+}
+
+impl HugetlbCgroup {
+    fn new() -> Result<HugetlbCgroup, String> {
+        let root = std::env::temp_dir().join(format!("hugerace-test-cg.{}", std::process::id()));
+        std::fs::create_dir(&root).map_err(|e| e.to_string())?;
+        let ok = std::process::Command::new("mount").args(["-t", "cgroup", "-o", "hugetlb", "none"]).arg(&root).status();
+        if !matches!(ok, Ok(s) if s.success()) {
+            let _ = std::fs::remove_dir(&root);
+            return Err("cannot mount a cgroup v1 hugetlb hierarchy (controller bound elsewhere?)".into());
+        }
+        let group = root.join("hugerace-test");
+        let cg = HugetlbCgroup { root, group };
+        std::fs::create_dir(&cg.group).map_err(|e| e.to_string())?;
+        Ok(cg)
+    }
+}
+
+impl Drop for HugetlbCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.group);
+        let _ = std::process::Command::new("umount").arg(&self.root).status();
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+#[test]
+fn a_cgroup_limit_that_refuses_the_last_page_is_tbrok_not_tfail() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    let cg = match HugetlbCgroup::new() {
+        Ok(c) => c,
+        Err(why) => {
+            assert!(std::env::var("HUGERACE_REQUIRE_ROOT").is_err(), "{why}");
+            eprintln!("SKIP: {why}");
+            return;
+        }
+    };
+    // Room for the page hugerace takes to fill the pool, not for the contested one: the
+    // racers' fault is refused by the limit, with the SIGBUS the race bug would give.
+    std::fs::write(cg.group.join("hugetlb.2MB.limit_in_bytes"), (2u64 << 20).to_string()).expect("limit");
+    let script = format!("echo $$ > {}/tasks && exec {} shared", cg.group.display(), bin().display());
+    let o = std::process::Command::new("sh").args(["-c", &script]).output().expect("sh");
+    let out = stdout(&o);
+    let failcnt: u64 = std::fs::read_to_string(cg.group.join("hugetlb.2MB.failcnt")).unwrap().trim().parse().unwrap();
+    assert!(failcnt > 0, "the limit never refused a page, so this test proves nothing: {out}");
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("TBROK: shared 2M: inconclusive: this process's hugetlb cgroup refused"), "{out}");
+    assert!(out.contains("SIGBUS"), "{out}");
+    assert!(!out.contains("TFAIL"), "{out}");
+    assert_eq!(PoolState::read(), before, "pool not restored");
+    assert_no_racers_left();
+}

@@ -220,5 +220,38 @@ pub fn mask_set(mask: &mut [u8], cpu: u32) -> bool {
     }
 }
 
+/// Our cgroup in /proc/self/cgroup: the v1 hierarchy that has `controller`
+/// (`10:hugetlb:/path`), or with None the v2 one (`0::/path`).
+pub fn cgroup_path<'a>(text: &'a [u8], controller: Option<&[u8]>) -> Option<&'a [u8]> {
+    for line in text.split(|&c| c == b'\n') {
+        let mut f = line.splitn(3, |&c| c == b':');
+        let (_id, ctl, path) = (f.next()?, f.next()?, f.next()?);
+        let hit = match controller {
+            Some(c) => ctl.split(|&x| x == b',').any(|x| x == c),
+            None => ctl.is_empty(),
+        };
+        if hit {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// The `max N` count of a cgroup v2 `hugetlb.<size>.events` file.
+pub fn events_max(text: &[u8]) -> Option<u64> {
+    text.split(|&c| c == b'\n').find_map(|l| l.strip_prefix(b"max ").and_then(|v| u64_dec(trim(v))))
+}
+
+/// The name the hugetlb cgroup files give a size: 64KB, 2MB, 1GB.
+pub fn cgroup_size_name(out: &mut crate::out::Line, bytes: u64) {
+    if bytes >= 1 << 30 {
+        out.u(bytes >> 30).s("GB");
+    } else if bytes >= 1 << 20 {
+        out.u(bytes >> 20).s("MB");
+    } else {
+        out.u(bytes >> 10).s("KB");
+    }
+}
+
 #[cfg(test)]
 mod tests;

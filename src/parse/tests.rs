@@ -106,3 +106,22 @@ fn masks() {
     mask_cpus(&m, |c| v.push(c));
     assert_eq!(v, [0, 5, 64, 127]);
 }
+
+#[test]
+fn cgroups() {
+    let v1 = b"10:hugetlb:/hugerace-test\n9:name=systemd:/\n4:memory:/a/b\n2:cpu,cpuacct:/\n0::/unified\n";
+    assert_eq!(cgroup_path(v1, Some(b"hugetlb")), Some(&b"/hugerace-test"[..]));
+    assert_eq!(cgroup_path(v1, Some(b"cpuacct")), Some(&b"/"[..]));
+    assert_eq!(cgroup_path(v1, None), Some(&b"/unified"[..]));
+    assert_eq!(cgroup_path(b"0::/user.slice/x\n", Some(b"hugetlb")), None);
+    assert_eq!(cgroup_path(b"0::/user.slice/x\n", None), Some(&b"/user.slice/x"[..]));
+    assert_eq!(cgroup_path(b"garbage", None), None);
+    assert_eq!(events_max(b"max 3\n"), Some(3));
+    assert_eq!(events_max(b"max\n"), None);
+    let mut l = crate::out::Line::new();
+    for s in [64u64 << 10, 2 << 20, 32 << 20, 1 << 30, 16 << 30] {
+        cgroup_size_name(&mut l, s);
+        l.c(b' ');
+    }
+    assert_eq!(l.as_bytes(), b"64KB 2MB 32MB 1GB 16GB ");
+}
