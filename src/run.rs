@@ -302,7 +302,7 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     let mut race = Race::start(mode, &page, reset, nracers, cfg.rt, |give| cpus::choose(cfg, allowed, nracers as u32, give))?;
     race.write_cpus(&mut rec.cpus);
     rep.info(|l| {
-        l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(" pages with ").s(file.source_name());
+        l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(if take == 1 { " page with " } else { " pages with " }).s(file.source_name());
         if !file.dir.bytes().is_empty() {
             l.s(" on ").b(file.dir.bytes());
         }
