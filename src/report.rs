@@ -239,7 +239,7 @@ impl Reporter {
         }
         let f = &r.figs;
         self.info(|l| {
-            l.b(what.as_bytes()).s(": ").u(f.passed).s(" races measured, skew p50 ").u(f.skew.p50).s("ns p90 ").u(f.skew.p90)
+            l.b(what.as_bytes()).s(": ").u(f.passed).s(if f.passed == 1 { " race measured, skew p50 " } else { " races measured, skew p50 " }).u(f.skew.p50).s("ns p90 ").u(f.skew.p90)
                 .s("ns p99 ").u(f.skew.p99).s("ns max ").u(f.skew.max).s("ns, overlap ").fixed(f.overlap_x100(), 2)
                 .s("% (").u(f.missed).s(" missed), fault p50 ").u(f.fault_p50).s("ns, ").fixed(f.rate_x10(), 1).s(" races/s");
         });
