@@ -327,13 +327,13 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     {
         // Blame the kernel's race only when nothing else explains the SIGBUS (issue 7): a
         // hugetlb cgroup limit that refused the page, or another process that holds the
-        // last page. For the second, release everything of ours first — the file too, as a
-        // shared mapping's reservation lives in it — and exactly `leave` pages must then be
-        // available again.
+        // last page. For the second, give our contested page back and unmap it (no
+        // reservation of ours left, the filled pages still held): exactly `leave` pages
+        // must then be available again.
         cgroup_refused(size, refused_before, s);
         if s.res == Res::Fail {
+            let _ = reset();
             drop(page);
-            drop(file);
             outside_took(pool, leave, s);
         }
     }
