@@ -8,7 +8,16 @@ fn main() {
     let target = env::var("TARGET").unwrap_or_default();
     let host = env::var("HOST").unwrap_or_default();
     println!("cargo:rerun-if-changed=build.rs");
+    // The commit and its -dirty mark must follow commits on the branch (the ref file, not just
+    // HEAD, which names the branch), staging (.git/index) and edits (src/).
     println!("cargo:rerun-if-changed=.git/HEAD");
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed=.git/{r}");
+        }
+    }
+    println!("cargo:rerun-if-changed=.git/index");
+    println!("cargo:rerun-if-changed=src");
     println!("cargo:rustc-env=HUGERACE_TARGET={target}");
 
     let commit = Command::new("git")

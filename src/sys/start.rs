@@ -47,18 +47,24 @@ impl Args {
     }
 }
 
-/// The value of environment variable `name`, if set.
-pub fn env(name: &[u8]) -> Option<&'static [u8]> {
+const W: usize = core::mem::size_of::<usize>();
+
+/// The address of envp[0] on the initial stack (right after argv's NULL), once `init` ran.
+fn envp() -> Option<usize> {
     let sp = SP.load(Ordering::Relaxed);
     if sp == 0 {
         return None;
     }
-    let w = core::mem::size_of::<usize>();
-    // SAFETY: the initial stack holds argc, argv..NULL, then envp..NULL, each entry a
-    // NUL-terminated string that lives as long as the process.
+    // SAFETY: sp is the initial stack pointer recorded by `init`: argc, then argv..NULL.
+    let argc = unsafe { *(sp as *const usize) };
+    Some(sp + W * (argc + 2))
+}
+
+/// The value of environment variable `name`, if set.
+pub fn env(name: &[u8]) -> Option<&'static [u8]> {
+    let mut p = envp()?;
+    // SAFETY: envp..NULL holds NUL-terminated strings that live as long as the process.
     unsafe {
-        let argc = *(sp as *const usize);
-        let mut p = sp + w * (argc + 2);
         loop {
             let e = *(p as *const *const u8);
             if e.is_null() {
@@ -68,36 +74,30 @@ pub fn env(name: &[u8]) -> Option<&'static [u8]> {
             if let Some(v) = kv.strip_prefix(name).and_then(|r| r.strip_prefix(b"=")) {
                 return Some(v);
             }
-            p += w;
+            p += W;
         }
     }
 }
 
 /// An aux vector entry (AT_PAGESZ and friends), if the kernel gave one.
 pub fn auxv(key: usize) -> Option<usize> {
-    let sp = SP.load(Ordering::Relaxed);
-    if sp == 0 {
-        return None;
-    }
-    let w = core::mem::size_of::<usize>();
-    // SAFETY: the initial stack holds argc, argv..NULL, envp..NULL, then (key, value) pairs
-    // ending with AT_NULL; the kernel guarantees the terminators.
+    let mut p = envp()?;
+    // SAFETY: envp..NULL is followed by (key, value) pairs ending with AT_NULL; the kernel
+    // guarantees the terminators.
     unsafe {
-        let argc = *(sp as *const usize);
-        let mut p = sp + w * (argc + 2);
         while *(p as *const usize) != 0 {
-            p += w;
+            p += W;
         }
-        p += w;
+        p += W;
         loop {
             let k = *(p as *const usize);
             if k == 0 {
                 return None;
             }
             if k == key {
-                return Some(*((p + w) as *const usize));
+                return Some(*((p + W) as *const usize));
             }
-            p += 2 * w;
+            p += 2 * W;
         }
     }
 }
