@@ -14,14 +14,14 @@ pub struct Allowed {
 
 /// Ask for the mask with a buffer that doubles until the kernel stops saying EINVAL (its
 /// mask is larger than our buffer), up to 1 MiB (8M CPUs).
-pub fn allowed() -> Step<Allowed> {
+pub fn allowed(why: &mut crate::out::Line) -> Step<Allowed> {
     let mut size = 4096;
     loop {
-        let mut buf = Mapping::anon(size, false).map_err(|e| Stop::sys("mmap", e))?;
+        let mut buf = Mapping::anon(size, false).map_err(|e| Stop::sys(why, "mmap", e))?;
         match sys::sched_getaffinity(buf.bytes_mut()) {
             Ok(len) => return Ok(Allowed { buf, len }),
             Err(Errno::EINVAL) if size < 1 << 20 => size *= 2,
-            Err(e) => return Err(Stop::sys("sched_getaffinity", e)),
+            Err(e) => return Err(Stop::sys(why, "sched_getaffinity", e)),
         }
     }
 }
@@ -89,7 +89,7 @@ fn first_of_core(cpu: u32) -> bool {
 }
 
 /// How many racers the configuration asks for on this machine.
-pub fn racer_count(cfg: &Config, allowed: &Allowed) -> Step<u32> {
+pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) -> Step<u32> {
     if let Some(list) = cfg.cpus {
         let mut n = 0u32;
         let mut bad = None;
@@ -100,11 +100,9 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed) -> Step<u32> {
             }
         });
         if let Some(c) = bad {
-            return Err(Stop::new(crate::report::Res::Conf, |l| {
-                l.s("CPU ").u(c as u64).s(" given with -c is not one this process may run on (allowed: ");
-                allowed.write_list(l);
-                l.c(b')');
-            }));
+            why.s("CPU ").u(c as u64).s(" given with -c is not one this process may run on (allowed: ");
+            allowed.write_list(why);
+            return Err(Stop::conf(why.c(b')')));
         }
         return Ok(n);
     }
@@ -114,11 +112,9 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed) -> Step<u32> {
         Racers::Count(n) => n,
     };
     if want > have || have < 2 {
-        return Err(Stop::conf(|l| {
-            l.s("the race needs ").u(want.max(2) as u64).s(" CPUs this process may run on, it has ").u(have as u64).s(" (");
-            allowed.write_list(l);
-            l.c(b')');
-        }));
+        why.s("the race needs ").u(want.max(2) as u64).s(" CPUs this process may run on, it has ").u(have as u64).s(" (");
+        allowed.write_list(why);
+        return Err(Stop::conf(why.c(b')')));
     }
     Ok(want)
 }

@@ -28,9 +28,10 @@ pub struct HugeFile {
 const HUGETLBFS_MAGIC: u64 = k::HUGETLBFS_MAGIC as u64;
 
 impl HugeFile {
-    pub fn open(size: u64, cfg: &Config) -> Step<HugeFile> {
+    /// On failure the reason is in `why`.
+    pub fn open(size: u64, cfg: &Config, why: &mut Line) -> Step<HugeFile> {
         if let Some(dir) = cfg.hugetlbfs {
-            return Self::on_mount(dir, size, Source::Mount);
+            return Self::on_mount(dir, size, Source::Mount, why);
         }
         let mut memfd_err = None;
         if !cfg.no_memfd {
@@ -43,11 +44,10 @@ impl HugeFile {
         if let Some(f) = Self::existing_mount(size) {
             return Ok(f);
         }
-        Self::private_mount(size).map_err(|mut s| {
+        Self::private_mount(size, why).inspect_err(|_| {
             if let Some(e) = memfd_err {
-                s.msg.s(" (memfd_create with MFD_HUGETLB: ").errno(e).c(b')');
+                why.s(" (memfd_create with MFD_HUGETLB: ").errno(e).c(b')');
             }
-            s
         })
     }
 
@@ -56,85 +56,82 @@ impl HugeFile {
         let mut buf = [0u8; 8192];
         let n = sys::read_file(c"/proc/mounts", &mut buf).ok()?;
         let default = crate::pool::default_size().unwrap_or(0);
+        // Why a mount is unusable goes nowhere: the next one, or a private mount, is tried.
+        let mut ignored = Line::new();
         for m in parse::mounts(&buf[..n]) {
             if m.fstype != b"hugetlbfs" || parse::mount_pagesize(m.opts, default) != Some(size) {
                 continue;
             }
             let mut dir = [0u8; 200];
             let Some(len) = parse::unescape(m.dir, &mut dir) else { continue };
-            if let Ok(f) = Self::on_mount(&dir[..len], size, Source::Mount) {
+            if let Ok(f) = Self::on_mount(&dir[..len], size, Source::Mount, &mut ignored) {
                 return Some(f);
             }
+            ignored.clear();
         }
         None
     }
 
     /// An unlinked file on the hugetlbfs mounted at `dir`, which must really be hugetlbfs of
     /// this page size (statfs magic and block size), reached without following a symlink.
-    fn on_mount(dir: &[u8], size: u64, source: Source) -> Step<HugeFile> {
-        let (path, d, bsize) = Self::check_mount(dir)?;
+    fn on_mount(dir: &[u8], size: u64, source: Source, why: &mut Line) -> Step<HugeFile> {
+        let (path, d, bsize) = Self::check_mount(dir, why)?;
         if bsize != size {
-            return Err(Stop::conf(|l| {
-                l.b(dir).s(" serves ").size(bsize).s(" pages, not ").size(size);
-            }));
+            return Err(Stop::conf(why.b(dir).s(" serves ").size(bsize).s(" pages, not ").size(size)));
         }
-        let mut name = PathBuf::from(&[b"hugerace."]).map_err(|e| Stop::sys("name", e))?;
-        name.push_u64(sys::getpid() as u64).map_err(|e| Stop::sys("name", e))?;
+        let mut name = PathBuf::from(&[b"hugerace."]).map_err(|e| Stop::sys(why, "name", e))?;
+        name.push_u64(sys::getpid() as u64).map_err(|e| Stop::sys(why, "name", e))?;
         let fd = sys::openat(d.raw(), name.cstr(), k::O_RDWR | k::O_CREAT | k::O_EXCL, 0o600)
-            .map_err(|e| Stop::new(crate::report::Res::Conf, |l| {
-                l.s("cannot create a file on ").b(dir).s(": ").errno(e);
-            }))?;
+            .map_err(|e| Stop::conf(why.s("cannot create a file on ").b(dir).s(": ").errno(e)))?;
         let _ = sys::unlinkat(d.raw(), name.cstr(), 0);
         Ok(HugeFile { fd, size, source, dir: path, pages: 0 })
     }
 
     /// Open `dir` without following a symlink and check by its statfs magic that it is a
     /// hugetlbfs mount; returns it with its page size.
-    fn check_mount(dir: &[u8]) -> Step<(PathBuf, Fd, u64)> {
-        let path = PathBuf::from(&[dir]).map_err(|e| Stop::sys("hugetlbfs path", e))?;
+    fn check_mount(dir: &[u8], why: &mut Line) -> Step<(PathBuf, Fd, u64)> {
+        let path = PathBuf::from(&[dir]).map_err(|e| Stop::sys(why, "hugetlbfs path", e))?;
         let d = sys::open(path.cstr(), k::O_RDONLY | k::O_DIRECTORY | k::O_NOFOLLOW).map_err(|e| {
-            Stop::conf(|l| {
-                l.s("cannot open hugetlbfs directory ").arg(dir).s(": ").errno(e);
-                if e == Errno::ELOOP || e == Errno::ENOTDIR {
-                    l.s(" (a symlink or not a directory)");
-                }
-            })
+            why.s("cannot open hugetlbfs directory ").arg(dir).s(": ").errno(e);
+            if e == Errno::ELOOP || e == Errno::ENOTDIR {
+                why.s(" (a symlink or not a directory)");
+            }
+            Stop::conf(why)
         })?;
-        let st = sys::fstatfs(&d).map_err(|e| Stop::sys("statfs", e))?;
+        let st = sys::fstatfs(&d).map_err(|e| Stop::sys(why, "statfs", e))?;
         if st.magic != HUGETLBFS_MAGIC {
-            return Err(Stop::conf(|l| {
-                l.arg(dir).s(" is not a hugetlbfs mount (statfs magic ").hex(st.magic).c(b')');
-            }));
+            return Err(Stop::conf(why.arg(dir).s(" is not a hugetlbfs mount (statfs magic ").hex(st.magic).c(b')')));
         }
         Ok((path, d, st.bsize))
     }
 
     /// The page size a hugetlbfs mount serves.
-    pub fn mount_page_size(dir: &[u8]) -> Step<u64> {
-        Self::check_mount(dir).map(|(_, _, s)| s)
+    pub fn mount_page_size(dir: &[u8], why: &mut Line) -> Step<u64> {
+        Self::check_mount(dir, why).map(|(_, _, s)| s)
     }
 
     /// Mount a private hugetlbfs in a fresh 0700 directory under /run, open a file there, and
     /// detach the mount and remove the directory at once: the open file keeps it alive, and
     /// nothing is left behind however the run ends.
-    fn private_mount(size: u64) -> Step<HugeFile> {
-        let mut dir = PathBuf::from(&[b"/run/hugerace."]).map_err(|e| Stop::sys("path", e))?;
-        dir.push_u64(sys::getpid() as u64).map_err(|e| Stop::sys("path", e))?;
-        sys::mkdir(dir.cstr(), 0o700).map_err(|e| Stop::conf(|l| {
-            l.s("no memfd hugetlb support and no usable hugetlbfs mount; creating ").b(dir.bytes()).s(" failed: ").errno(e);
-        }))?;
+    fn private_mount(size: u64, why: &mut Line) -> Step<HugeFile> {
+        let mut dir = PathBuf::from(&[b"/run/hugerace."]).map_err(|e| Stop::sys(why, "path", e))?;
+        dir.push_u64(sys::getpid() as u64).map_err(|e| Stop::sys(why, "path", e))?;
+        sys::mkdir(dir.cstr(), 0o700).map_err(|e| {
+            Stop::conf(why.s("no memfd hugetlb support and no usable hugetlbfs mount; creating ").b(dir.bytes()).s(" failed: ").errno(e))
+        })?;
         let mut opts = Line::new();
         opts.s("pagesize=").u(size / 1024).s("K,mode=0700");
-        let r = PathBuf::from(&[opts.as_bytes()]).map_err(|e| Stop::sys("options", e)).and_then(|o| {
-            sys::mount(c"hugerace", dir.cstr(), c"hugetlbfs", 0, o.cstr()).map_err(|e| Stop::conf(|l| {
-                l.s("no memfd hugetlb support and no usable hugetlbfs mount; mounting one failed: ").errno(e);
-            }))
-        });
+        let r = match PathBuf::from(&[opts.as_bytes()]) {
+            Err(e) => Err(Stop::sys(why, "options", e)),
+            Ok(o) => sys::mount(c"hugerace", dir.cstr(), c"hugetlbfs", 0, o.cstr()).map_err(|e| {
+                Stop::conf(why.s("no memfd hugetlb support and no usable hugetlbfs mount; mounting one failed: ").errno(e))
+            }),
+        };
         if let Err(s) = r {
             let _ = sys::rmdir(dir.cstr());
             return Err(s);
         }
-        let f = Self::on_mount(dir.bytes(), size, Source::PrivateMount);
+        let f = Self::on_mount(dir.bytes(), size, Source::PrivateMount, why);
         let _ = sys::umount(dir.cstr(), k::MNT_DETACH);
         let _ = sys::rmdir(dir.cstr());
         f

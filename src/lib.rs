@@ -7,9 +7,6 @@
 //! - `sys`: typed syscalls returning `Result<T, Errno>` (with `arch`, the only `unsafe`);
 //! - `arch`: the syscall instruction, `_start`, clone, the signal restorer, the cycle counter.
 #![cfg_attr(not(test), no_std)]
-// `Stop` carries its message inline (there is no allocator to box it), so every `Step<T>`
-// has a large error variant. Making it small is the next binary-size step (see README).
-#![allow(clippy::result_large_err)]
 
 pub mod arch;
 pub mod cgroup;

@@ -45,7 +45,8 @@ fn write_holder(l: &mut Line, pid: Option<i32>) {
 /// Take the lock of `size`, waiting up to WAIT_NS for another instance to finish. Without
 /// unix sockets (a kernel without CONFIG_UNIX, a seccomp filter) the run goes on unlocked,
 /// saying so.
-pub fn take(size: u64, rep: &mut Reporter) -> Step<Lock> {
+/// On failure the reason is in `why`.
+pub fn take(size: u64, rep: &mut Reporter, why: &mut Line) -> Step<Lock> {
     let n = name(size);
     let name = n.as_bytes();
     let t0 = sys::monotonic_ns();
@@ -65,17 +66,16 @@ pub fn take(size: u64, rep: &mut Reporter) -> Step<Lock> {
         // Ask the holder's pid only when telling it: each connect stays queued on the
         // holder's socket until it ends (it never accepts).
         if let Some(sig) = sys::pending_signal() {
-            return Err(Stop::brok(|l| {
-                l.s("interrupted by ").s(signal_name(sig)).s(" while waiting for ");
-                write_holder(l, holder(name));
-            }));
+            why.s("interrupted by ").s(signal_name(sig)).s(" while waiting for ");
+            write_holder(why, holder(name));
+            return Err(Stop::brok(why));
         }
         if sys::monotonic_ns() - t0 >= WAIT_NS {
-            return Err(Stop::conf(|l| {
-                write_holder(l, holder(name));
-                l.s(" is racing on ").size(size).s(" hugepages (it holds the lock @").b(name).s("); waited ")
-                    .u(WAIT_NS / 1_000_000_000).s(" s, try again when it is done");
-            }));
+            write_holder(why, holder(name));
+            return Err(Stop::conf(
+                why.s(" is racing on ").size(size).s(" hugepages (it holds the lock @").b(name).s("); waited ")
+                    .u(WAIT_NS / 1_000_000_000).s(" s, try again when it is done"),
+            ));
         }
         if !told {
             told = true;

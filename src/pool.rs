@@ -125,66 +125,69 @@ fn what_to_run(l: &mut Line, k: Knobs, size: u64, file: &'static [u8], value: u6
 impl Pool {
     /// Make at least `need` pages of this size available (free and unreserved), and the pool
     /// unable to grow on demand (no overcommit), so that the last page is really the last.
-    pub fn prepare(size: u64, need: u64, policy: Policy) -> Step<Pool> {
+    /// On failure the reason is in `why`.
+    pub fn prepare(size: u64, need: u64, policy: Policy, why: &mut Line) -> Step<Pool> {
         let k = knobs(size);
         let mut pool = Pool { size, knobs: k, orig_nr: None, orig_overcommit: None, raised_by: 0 };
-        let c = counts(size).map_err(|e| Stop::sys("reading the hugepage counters", e))?;
-        pool.no_overcommit(policy)?;
+        let c = counts(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+        pool.no_overcommit(policy, why)?;
         let have = c.available();
         if have >= need {
             return Ok(pool);
         }
         let short = need - have;
         let target = c.total + short;
-        let refused = |l: &mut Line, why: &str, err: Option<Errno>| {
-            l.s("needs ").u(need).s(" free ").size(size).s(" hugepages, ").u(have).s(" available");
-            l.s(why);
+        let refused = |why: &mut Line, reason: &str, err: Option<Errno>| {
+            why.s("needs ").u(need).s(" free ").size(size).s(" hugepages, ").u(have).s(" available");
+            why.s(reason);
             if let Some(e) = err {
-                l.errno(e).s("; ");
+                why.errno(e).s("; ");
             }
-            what_to_run(l, k, size, b"nr_hugepages", target);
+            what_to_run(why, k, size, b"nr_hugepages", target);
+            Stop::conf(why)
         };
         if !policy.may_change {
-            return Err(Stop::conf(|l| refused(l, " and --no-pool-change was given; ", None)));
+            return Err(refused(why, " and --no-pool-change was given; ", None));
         }
         if sys::geteuid() != 0 {
-            return Err(Stop::conf(|l| refused(l, " and only root may raise the pool; ", None)));
+            return Err(refused(why, " and only root may raise the pool; ", None));
         }
-        let path = knob_path(k, size, b"nr_hugepages").map_err(|e| Stop::sys("nr_hugepages path", e))?;
+        let path = knob_path(k, size, b"nr_hugepages").map_err(|e| Stop::sys(why, "nr_hugepages path", e))?;
         if let Err(e) = write_value(path.cstr(), target) {
-            return Err(Stop::conf(|l| refused(l, "; writing nr_hugepages failed with ", Some(e))));
+            return Err(refused(why, "; writing nr_hugepages failed with ", Some(e)));
         }
         pool.orig_nr = Some(c.total);
         pool.raised_by = short;
-        let now = counts(size).map_err(|e| Stop::sys("reading the hugepage counters", e))?;
+        let now = counts(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
         if now.available() < need {
-            return Err(Stop::conf(|l| {
-                l.s("asked the kernel for ").u(target).c(b' ').size(size).s(" hugepages, it gave ").u(now.total)
+            return Err(Stop::conf(
+                why.s("asked the kernel for ").u(target).c(b' ').size(size).s(" hugepages, it gave ").u(now.total)
                     .s(" (memory too fragmented or too small); reserve them at boot: hugepagesz=").size(size)
-                    .s(" hugepages=").u(target);
-            }));
+                    .s(" hugepages=").u(target),
+            ));
         }
         Ok(pool)
     }
 
-    fn no_overcommit(&mut self, policy: Policy) -> Step<()> {
+    fn no_overcommit(&mut self, policy: Policy, why: &mut Line) -> Step<()> {
         let Ok(path) = knob_path(self.knobs, self.size, b"nr_overcommit_hugepages") else { return Ok(()) };
         let Ok(v) = read_u64(path.cstr()) else { return Ok(()) };
         if v == 0 {
             return Ok(());
         }
-        let refuse = |l: &mut Line, why: &str| {
-            l.s("nr_overcommit_hugepages is ").u(v).s(" for ").size(self.size)
-                .s(": the pool can grow on demand, so no page is ever the last; ").s(why);
-            what_to_run(l, self.knobs, self.size, b"nr_overcommit_hugepages", 0);
+        let refused = |why: &mut Line, err: Option<Errno>| {
+            why.s("nr_overcommit_hugepages is ").u(v).s(" for ").size(self.size)
+                .s(": the pool can grow on demand, so no page is ever the last; ");
+            if let Some(e) = err {
+                why.s("setting it to 0 failed (").errno(e).s("); ");
+            }
+            what_to_run(why, self.knobs, self.size, b"nr_overcommit_hugepages", 0);
+            Stop::conf(why)
         };
         if !policy.may_change || sys::geteuid() != 0 {
-            return Err(Stop::conf(|l| refuse(l, "")));
+            return Err(refused(why, None));
         }
-        write_value(path.cstr(), 0).map_err(|e| Stop::conf(|l| {
-            refuse(l, "setting it to 0 failed (");
-            l.errno(e).s("); ");
-        }))?;
+        write_value(path.cstr(), 0).map_err(|e| refused(why, Some(e)))?;
         self.orig_overcommit = Some(v);
         Ok(())
     }

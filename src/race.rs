@@ -11,6 +11,7 @@
 //! supervises: it sleeps until the run is over, waking now and then to watch for signals,
 //! racers gone missing, and iterations that never end.
 
+use crate::out::Line;
 use crate::report::{Mode, Step, Stop};
 use crate::stats::Hist;
 use crate::sys::{self, k, Errno, Mapping, Shared, Stacks};
@@ -299,91 +300,91 @@ pub struct Tally<'a> {
     pub fault: &'a Hist,
 }
 
+impl<'a> Crew<'a> {
+    /// What `n` racers of one mode on one size share. The racers and the
+    /// fault handler hold its address for as long as they run, so it must not move: the
+    /// caller owns it and `Race` only borrows it (a `Race` returned by value moved the crew
+    /// it held, and private-mode racer threads then read a stale copy and hung).
+    pub fn new(mode: Mode, page: &'a Mapping, reset: Reset<'a>, n: usize, rt: bool, why: &mut Line) -> Step<Crew<'a>> {
+        let ctl = Shared::new(n).map_err(|e| Stop::sys(why, "mmap control page", e))?;
+        Ok(Crew { ctl, n, page, reset, rt, parent: sys::getpid(), mode })
+    }
+}
+
 /// The racers of one mode on one size, alive from `start` to drop.
 pub struct Race<'a> {
-    crew: Crew<'a>,
+    crew: &'a Crew<'a>,
     stacks: Option<Stacks>,
     spawned: usize,
 }
 
 impl<'a> Race<'a> {
-    /// Start `n` racers, racer i on the CPU that `choose` assigns through `give(i, cpu)`, and
-    /// wait until each is pinned.
-    pub fn start(mode: Mode, page: &'a Mapping, reset: Reset<'a>, n: usize, rt: bool, choose: impl FnOnce(&mut dyn FnMut(u32, u32))) -> Step<Race<'a>> {
-        let ctl = Shared::new(n).map_err(|e| Stop::sys("mmap control page", e))?;
-        let crew = Crew { ctl, n, page, reset, rt, parent: sys::getpid(), mode };
+    /// Start the crew's racers, racer i on the CPU that `choose` assigns through
+    /// `give(i, cpu)`, and wait until each is pinned. On failure the reason is in `why`.
+    pub fn start(crew: &'a Crew<'a>, choose: impl FnOnce(&mut dyn FnMut(u32, u32)), why: &mut Line) -> Step<Race<'a>> {
+        let n = crew.n;
         choose(&mut |i, cpu| crew.slot(i as usize).cpu.store(cpu, Relaxed));
-        let stacks = Stacks::new(n, STACK).map_err(|e| Stop::sys("mmap racer stacks", e))?;
+        let stacks = Stacks::new(n, STACK).map_err(|e| Stop::sys(why, "mmap racer stacks", e))?;
         let mut race = Race { crew, stacks: Some(stacks), spawned: 0 };
-        sys::on_faults(&race.crew, on_fault).map_err(|e| Stop::sys("sigaction(SIGBUS)", e))?;
-        let flags = match mode {
+        sys::on_faults(race.crew, on_fault).map_err(|e| Stop::sys(why, "sigaction(SIGBUS)", e))?;
+        let flags = match crew.mode {
             // Processes that share the MAP_SHARED page through fork-style inheritance.
             Mode::Shared => k::SIGCHLD,
             // Threads of one mm; qemu-user needs the full thread flag set.
             Mode::Private => sys::THREAD_FLAGS,
         };
         for i in 0..n {
-            let stacks = race.stacks.as_ref().ok_or_else(|| Stop::brok(|l| { l.s("no stacks"); }))?;
-            stacks.spawn(i, flags, &race.crew.slot(i).tid, racer, &race.crew).map_err(|e| Stop::brok(|l| {
-                l.s("clone of racer ").u(i as u64 + 1).s(": ").errno(e);
+            let stacks = race.stacks.as_ref().ok_or_else(|| Stop::brok(why.s("no stacks")))?;
+            stacks.spawn(i, flags, &race.crew.slot(i).tid, racer, race.crew).map_err(|e| {
+                why.s("clone of racer ").u(i as u64 + 1).s(": ").errno(e);
                 if e == Errno::EAGAIN {
-                    l.s(" (process limit reached? see RLIMIT_NPROC)");
+                    why.s(" (process limit reached? see RLIMIT_NPROC)");
                 }
-            }))?;
+                Stop::brok(why)
+            })?;
             race.spawned += 1;
         }
-        race.wait_started()?;
+        race.wait_started(why)?;
         Ok(race)
     }
 
-    fn wait_started(&self) -> Step<()> {
+    fn wait_started(&self, why: &mut Line) -> Step<()> {
         let ctl = self.crew.ctl();
         let t0 = sys::monotonic_ns();
         loop {
             for i in 0..self.crew.n {
                 if self.crew.slot(i).state.load(Acquire) == SETUP_FAILED {
-                    return Err(self.setup_failure(i));
+                    return Err(self.setup_failure(i, why));
                 }
             }
             let n = ctl.started.load(Acquire);
             if n as usize >= self.crew.n {
                 return Ok(());
             }
-            self.check_interrupt()?;
-            self.check_vanished()?;
+            if let Some(sig) = sys::pending_signal() {
+                return Err(interrupted(why, sig));
+            }
+            self.check_vanished(why)?;
             if sys::monotonic_ns() - t0 > START_LINE_NS {
-                return Err(Stop::brok(|l| {
-                    l.s("only ").u(n as u64).s(" of ").u(self.crew.n as u64).s(" racers finished their setup within 2 s");
-                }));
+                return Err(Stop::brok(why.s("only ").u(n as u64).s(" of ").u(self.crew.n as u64).s(" racers finished their setup within 2 s")));
             }
             let _ = sys::futex_wait(&ctl.started, n, 50_000_000);
         }
     }
 
-    fn setup_failure(&self, i: usize) -> Stop {
+    fn setup_failure(&self, i: usize, why: &mut Line) -> Stop {
         let s = self.crew.slot(i);
         let (step, e) = (s.step.load(Acquire), Errno(s.errno.load(Acquire) as u16));
         let cpu = s.cpu.load(Relaxed);
-        Stop::brok(|l| {
-            l.s("racer ").u(i as u64 + 1).s(": ");
-            match step {
-                STEP_SIGNALS => l.s("blocking signals: ").errno(e),
-                STEP_PDEATHSIG => l.s("prctl(PR_SET_PDEATHSIG): ").errno(e),
-                STEP_AFFINITY => l.s("sched_setaffinity(CPU ").u(cpu as u64).s("): ").errno(e),
-                STEP_WRONG_CPU => l.s("pinned to CPU ").u(cpu as u64).s(" but runs on CPU ").u(s.seen_cpu.load(Acquire) as u64),
-                STEP_PARENT_GONE => l.s("its parent exited during setup"),
-                _ => l.s("setup failed"),
-            };
+        why.s("racer ").u(i as u64 + 1).s(": ");
+        Stop::brok(match step {
+            STEP_SIGNALS => why.s("blocking signals: ").errno(e),
+            STEP_PDEATHSIG => why.s("prctl(PR_SET_PDEATHSIG): ").errno(e),
+            STEP_AFFINITY => why.s("sched_setaffinity(CPU ").u(cpu as u64).s("): ").errno(e),
+            STEP_WRONG_CPU => why.s("pinned to CPU ").u(cpu as u64).s(" but runs on CPU ").u(s.seen_cpu.load(Acquire) as u64),
+            STEP_PARENT_GONE => why.s("its parent exited during setup"),
+            _ => why.s("setup failed"),
         })
-    }
-
-    fn check_interrupt(&self) -> Step<()> {
-        match sys::pending_signal() {
-            Some(sig) => Err(Stop::brok(|l| {
-                l.s("interrupted by ").s(signal_name(sig));
-            })),
-            None => Ok(()),
-        }
     }
 
     /// Whether racer i still runs: a thread's tid is cleared by the kernel when it exits; a
@@ -396,14 +397,12 @@ impl<'a> Race<'a> {
         }
     }
 
-    fn check_vanished(&self) -> Step<()> {
+    fn check_vanished(&self, why: &mut Line) -> Step<()> {
         for i in 0..self.spawned {
             let s = self.crew.slot(i);
             // Racers leave once the run has ended: not vanished, even if we look late.
             if !self.alive(i) && s.state.load(Acquire) != DEAD && self.crew.ctl().end.load(Acquire) == RUNNING {
-                return Err(Stop::brok(|l| {
-                    l.s("racer ").u(i as u64 + 1).s(" on CPU ").u(s.cpu.load(Relaxed) as u64).s(" exited or was killed from outside");
-                }));
+                return Err(Stop::brok(why.s("racer ").u(i as u64 + 1).s(" on CPU ").u(s.cpu.load(Relaxed) as u64).s(" exited or was killed from outside")));
             }
         }
         Ok(())
@@ -431,8 +430,9 @@ impl<'a> Race<'a> {
     }
 
     /// Race `want` iterations, or until CLOCK_MONOTONIC passes `until_ns`, on a page that is
-    /// fresh now. `progress(done)` is called from the parent now and then.
-    pub fn run(&mut self, want: u64, until_ns: u64, mut progress: impl FnMut(u64)) -> Step<Outcome> {
+    /// fresh now. `progress(done)` is called from the parent now and then. On failure the
+    /// reason is in `why`.
+    pub fn run(&mut self, want: u64, until_ns: u64, mut progress: impl FnMut(u64), why: &mut Line) -> Step<Outcome> {
         let ctl = self.crew.ctl();
         ctl.want.store(want, Relaxed);
         ctl.until_ns.store(until_ns, Relaxed);
@@ -444,10 +444,8 @@ impl<'a> Race<'a> {
             let end = ctl.end.load(Acquire);
             if end != RUNNING {
                 return match stopping {
-                    Some(sig) => Err(Stop::brok(|l| {
-                        l.s("interrupted by ").s(signal_name(sig));
-                    })),
-                    None => self.ended(end),
+                    Some(sig) => Err(interrupted(why, sig)),
+                    None => self.ended(end, why),
                 };
             }
             let done = ctl.iterations.load(Acquire);
@@ -456,16 +454,14 @@ impl<'a> Race<'a> {
                 last = (done, now);
                 progress(done);
             } else if now - last.1 > ITERATION_NS {
-                return Err(Stop::brok(|l| {
-                    l.s("iteration ").u(done + 1).s(" did not end within 120 s");
-                }));
+                return Err(Stop::brok(why.s("iteration ").u(done + 1).s(" did not end within 120 s")));
             } else if now - last.1 > START_LINE_NS
                 && let Some(i) = self.stopped()
             {
                 // A racer stopped where no partner spins on it (closing an iteration).
-                return Err(Stop::brok(|l| {
-                    l.s("racer ").u(i as u64 + 1).s(" never reached the start line: it is stopped (SIGSTOP or a debugger) at iteration ").u(done + 1);
-                }));
+                return Err(Stop::brok(
+                    why.s("racer ").u(i as u64 + 1).s(" never reached the start line: it is stopped (SIGSTOP or a debugger) at iteration ").u(done + 1),
+                ));
             }
             if stopping.is_none() {
                 // End at the next iteration boundary, so the racers stop cleanly.
@@ -474,12 +470,12 @@ impl<'a> Race<'a> {
                     ctl.stop.store(1, Release);
                 }
             }
-            self.check_vanished()?;
+            self.check_vanished(why)?;
             let _ = sys::futex_wait(&ctl.end, RUNNING, 100_000_000);
         }
     }
 
-    fn ended(&self, how: u32) -> Step<Outcome> {
+    fn ended(&self, how: u32, why: &mut Line) -> Step<Outcome> {
         let ctl = self.crew.ctl();
         let iteration = ctl.iterations.load(Acquire) + 1;
         match how {
@@ -497,23 +493,19 @@ impl<'a> Race<'a> {
                         }));
                     }
                 }
-                Err(Stop::brok(|l| {
-                    l.s("a racer faulted but left no record");
-                }))
+                Err(Stop::brok(why.s("a racer faulted but left no record")))
             }
             MISSING => {
                 let m = (0..self.crew.n).map(|i| self.crew.slot(i).missing.load(Acquire)).find(|&m| m != 0).unwrap_or(1);
                 let late = self.crew.slot(m as usize - 1);
-                Err(Stop::brok(|l| {
-                    l.s("racer ").u(m as u64).s(" (CPU ").u(late.cpu.load(Relaxed) as u64)
-                        .s(") never reached the start line (stopped or starved?) in iteration ").u(iteration);
-                }))
+                Err(Stop::brok(
+                    why.s("racer ").u(m as u64).s(" (CPU ").u(late.cpu.load(Relaxed) as u64)
+                        .s(") never reached the start line (stopped or starved?) in iteration ").u(iteration),
+                ))
             }
             RESET_FAILED => {
                 let e = Errno(ctl.reset_errno.load(Acquire) as u16);
-                Err(Stop::brok(|l| {
-                    l.s("giving the contested page back after iteration ").u(iteration - 1).s(": ").errno(e);
-                }))
+                Err(Stop::brok(why.s("giving the contested page back after iteration ").u(iteration - 1).s(": ").errno(e)))
             }
             _ => Ok(Outcome::Done),
         }
@@ -582,6 +574,11 @@ impl Drop for Race<'_> {
                 s.leak();
             }
     }
+}
+
+/// TBROK: a terminating signal arrived (it is acted on at a safe point, never at once).
+pub fn interrupted(why: &mut Line, sig: u32) -> Stop {
+    Stop::brok(why.s("interrupted by ").s(signal_name(sig)))
 }
 
 pub fn signal_name(sig: u32) -> &'static str {

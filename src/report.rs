@@ -38,39 +38,28 @@ impl Res {
     }
 }
 
-/// Why a step could not go on: TBROK or TCONF with the reason.
+/// Why a step could not go on: TBROK or TCONF. The reason itself is written into the line
+/// the caller passed down (`why`), so that the error value is one byte: a 480-byte message
+/// moved through every `?` cost over a hundred block copies (binary size, issue 3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Stop {
     pub res: Res,
-    pub msg: Line,
 }
 
 impl Stop {
-    pub fn new(res: Res, f: impl FnOnce(&mut Line)) -> Stop {
-        let mut f = Some(f);
-        Stop::make(res, &mut |l| {
-            if let Some(f) = f.take() {
-                f(l)
-            }
-        })
+    /// TBROK, with its reason already written into `why`: taking the line lets a call site
+    /// read as one expression, `Err(Stop::brok(why.s("...").u(n)))`.
+    pub fn brok(_why: &mut Line) -> Stop {
+        Stop { res: Res::Brok }
     }
-    // Not generic, so that the many message closures share one body (binary size).
-    #[inline(never)]
-    fn make(res: Res, f: &mut dyn FnMut(&mut Line)) -> Stop {
-        let mut msg = Line::new();
-        f(&mut msg);
-        Stop { res, msg }
-    }
-    pub fn brok(f: impl FnOnce(&mut Line)) -> Stop {
-        Stop::new(Res::Brok, f)
-    }
-    pub fn conf(f: impl FnOnce(&mut Line)) -> Stop {
-        Stop::new(Res::Conf, f)
+    /// TCONF, with its reason already written into `why`.
+    pub fn conf(_why: &mut Line) -> Stop {
+        Stop { res: Res::Conf }
     }
     /// TBROK naming the call that failed and its errno.
-    pub fn sys(what: &str, e: crate::sys::Errno) -> Stop {
-        Stop::brok(|l| {
-            l.s(what).s(": ").errno(e);
-        })
+    #[inline(never)]
+    pub fn sys(why: &mut Line, what: &str, e: crate::sys::Errno) -> Stop {
+        Stop::brok(why.s(what).s(": ").errno(e))
     }
 }
 
@@ -219,8 +208,8 @@ impl Reporter {
     }
 
     /// A whole-run failure before any mode started (no hugetlb support, bad setup).
-    pub fn stop(&mut self, what: &[u8], s: &Stop) {
-        self.result_line(s.res, what, s.msg.as_bytes(), None);
+    pub fn stop(&mut self, what: &[u8], s: Stop, why: &Line) {
+        self.result_line(s.res, what, why.as_bytes(), None);
     }
 
     /// Report one mode on one page size.

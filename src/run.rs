@@ -7,7 +7,7 @@ use crate::cpus::{self, Allowed};
 use crate::hugefile::HugeFile;
 use crate::out::{Line, STDERR, STDOUT};
 use crate::pool::{self, Policy, Pool, MAX_SIZES};
-use crate::race::{self, Outcome, Race};
+use crate::race::{self, Crew, Outcome, Race};
 use crate::report::{Figures, Mode, Record, Reporter, Res, Step, Stop};
 use crate::stats::Summary;
 use crate::sys::{self, k, start::Args};
@@ -121,35 +121,30 @@ pub fn help() {
     }
 }
 
-/// The sizes to race on, ascending.
-fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES]) -> Step<usize> {
+/// The sizes to race on, ascending. On failure the reason is in `why`.
+fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES], why: &mut Line) -> Step<usize> {
     let mut all = [0u64; MAX_SIZES];
     let n = pool::sizes(&mut all);
     if n == 0 {
-        return Err(Stop::conf(|l| {
-            l.s("no hugetlb support: neither /sys/kernel/mm/hugepages nor Hugepagesize in /proc/meminfo (CONFIG_HUGETLBFS?)");
-        }));
+        return Err(Stop::conf(
+            why.s("no hugetlb support: neither /sys/kernel/mm/hugepages nor Hugepagesize in /proc/meminfo (CONFIG_HUGETLBFS?)"),
+        ));
     }
-    let offered = |l: &mut Line| {
-        l.s("; the kernel offers");
-        for s in &all[..n] {
-            l.c(b' ').size(*s);
-        }
-    };
     let want = match (cfg.pagesize, cfg.hugetlbfs) {
         (PageSel::All, _) => {
             out[..n].copy_from_slice(&all[..n]);
             return Ok(n);
         }
         (PageSel::Size(s), _) => s,
-        (PageSel::Default, Some(dir)) => HugeFile::mount_page_size(dir)?,
+        (PageSel::Default, Some(dir)) => HugeFile::mount_page_size(dir, why)?,
         (PageSel::Default, None) => pool::default_size().unwrap_or(all[0]),
     };
     if !all[..n].contains(&want) {
-        return Err(Stop::conf(|l| {
-            l.s("no ").size(want).s(" hugepages on this machine");
-            offered(l);
-        }));
+        why.s("no ").size(want).s(" hugepages on this machine; the kernel offers");
+        for s in &all[..n] {
+            why.c(b' ').size(*s);
+        }
+        return Err(Stop::conf(why));
     }
     out[0] = want;
     Ok(1)
@@ -171,9 +166,10 @@ impl Clock {
 pub fn run(cfg: &Config) -> i32 {
     let mut rep = Reporter::new(cfg.format, cfg.verbose);
     let origin = Clock::now();
+    let mut why = Line::new();
     if let Err(e) = sys::catch_termination() {
         rep.begin(1);
-        rep.stop(b"setup", &Stop::sys("sigaction", e));
+        rep.stop(b"setup", Stop::sys(&mut why, "sigaction", e), &why);
         return rep.finish();
     }
     let modes: &[Mode] = match (cfg.shared, cfg.private) {
@@ -182,11 +178,11 @@ pub fn run(cfg: &Config) -> i32 {
         _ => &[Mode::Private],
     };
     let mut sizes = [0u64; MAX_SIZES];
-    let nsizes = match select_sizes(cfg, &mut sizes) {
+    let nsizes = match select_sizes(cfg, &mut sizes, &mut why) {
         Ok(n) => n,
         Err(s) => {
             rep.begin(1);
-            rep.stop(b"hugepages", &s);
+            rep.stop(b"hugepages", s, &why);
             return rep.finish();
         }
     };
@@ -197,7 +193,7 @@ pub fn run(cfg: &Config) -> i32 {
         l.s("hugerace ").s(env!("CARGO_PKG_VERSION")).s(" on Linux ").b(&rel[..rl]).s(" (").s(env!("HUGERACE_TARGET")).s("), base page ")
             .size(sys::start::page_size() as u64);
     });
-    let setup = cpus::allowed().and_then(|a| cpus::racer_count(cfg, &a).map(|n| (a, n)));
+    let setup = cpus::allowed(&mut why).and_then(|a| cpus::racer_count(cfg, &a, &mut why).map(|n| (a, n)));
     let (allowed, n) = match setup {
         Ok(x) => x,
         Err(s) => {
@@ -205,7 +201,7 @@ pub fn run(cfg: &Config) -> i32 {
                 for &mode in modes {
                     let mut what = Line::new();
                     what.s(mode.name()).c(b' ').size(size);
-                    rep.stop(what.as_bytes(), &s);
+                    rep.stop(what.as_bytes(), s, &why);
                 }
             }
             return rep.finish();
@@ -219,9 +215,8 @@ pub fn run(cfg: &Config) -> i32 {
                 // A signal after the last check of a mode (while restoring) still ends the
                 // run as TBROK naming it, never as a plain pass.
                 if rec.res != Res::Brok {
-                    rep.stop(b"run", &Stop::brok(|l| {
-                        l.s("interrupted by ").s(race::signal_name(sig));
-                    }));
+                    why.clear();
+                    rep.stop(b"run", race::interrupted(&mut why, sig), &why);
                 }
                 break 'all;
             }
@@ -241,10 +236,10 @@ pub fn run(cfg: &Config) -> i32 {
 fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &Allowed, n: u32, origin: Clock) -> Record {
     let mut rec = Record { mode, pagesize: size, racers: n, cpus: Line::new(), figs: Figures::default(), res: Res::Pass, msg: Line::new() };
     // One instance per size, from the pool's preparation to its restore (issue 7).
-    let _lock = match crate::lock::take(size, rep) {
+    let _lock = match crate::lock::take(size, rep, &mut rec.msg) {
         Ok(l) => l,
         Err(s) => {
-            (rec.res, rec.msg) = (s.res, s.msg);
+            rec.res = s.res;
             return rec;
         }
     };
@@ -257,40 +252,41 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     }
     if let Err(s) = r {
         rec.res = s.res;
-        rec.msg = s.msg;
     }
     rec
 }
 
+/// On failure the reason is in `rec.msg`.
 fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut Option<Pool>, allowed: &Allowed, origin: Clock) -> Step<()> {
     let (size, mode) = (rec.pagesize, rec.mode);
+    let why = &mut rec.msg;
     let leave = cfg.leave_free;
     // The pool: at least two pages, so that the race is for the last of several.
     let need = leave.max(2);
-    let pool = pool_out.insert(Pool::prepare(size, need, Policy { may_change: !cfg.no_pool_change })?);
-    let mut file = HugeFile::open(size, cfg)?;
+    let pool = pool_out.insert(Pool::prepare(size, need, Policy { may_change: !cfg.no_pool_change }, why)?);
+    let mut file = HugeFile::open(size, cfg, why)?;
 
     // Take every available page but `leave`, reading the counters again right before.
-    let before = pool.counts().map_err(|e| Stop::sys("reading the hugepage counters", e))?;
-    let take = before.available().checked_sub(leave).filter(|_| before.available() >= need).ok_or_else(|| Stop::brok(|l| {
-        l.s("the pool changed under us: ").u(before.available()).s(" pages available, needed ").u(need);
-    }))?;
-    file.set_len(take + 1).map_err(|e| Stop::sys("ftruncate", e))?;
-    file.fill(take).map_err(|e| Stop::brok(|l| {
-        l.s("instantiating ").u(take).s(" pages failed: ").errno(e).s(" (the pool changed under us, or a hugetlb cgroup limit?)");
-    }))?;
-    let after = pool.counts().map_err(|e| Stop::sys("reading the hugepage counters", e))?;
+    let before = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+    let take = before.available().checked_sub(leave).filter(|_| before.available() >= need).ok_or_else(|| {
+        Stop::brok(why.s("the pool changed under us: ").u(before.available()).s(" pages available, needed ").u(need))
+    })?;
+    file.set_len(take + 1).map_err(|e| Stop::sys(why, "ftruncate", e))?;
+    file.fill(take).map_err(|e| {
+        Stop::brok(why.s("instantiating ").u(take).s(" pages failed: ").errno(e).s(" (the pool changed under us, or a hugetlb cgroup limit?)"))
+    })?;
+    let after = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
     if after.available() != leave {
-        return Err(Stop::brok(|l| {
-            l.s("the pool changed under us: after taking ").u(take).s(" pages, ").u(after.available()).s(" are available, expected ").u(leave);
-        }));
+        return Err(Stop::brok(
+            why.s("the pool changed under us: after taking ").u(take).s(" pages, ").u(after.available()).s(" are available, expected ").u(leave),
+        ));
     }
 
     // The contested page, after the filled ones.
     let shared = mode == Mode::Shared;
-    let page = file.map(take, 1, shared, cfg.noreserve).map_err(|e| Stop::brok(|l| {
-        l.s("mmap of the contested page (").s(if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }).s("): ").errno(e);
-    }))?;
+    let page = file.map(take, 1, shared, cfg.noreserve).map_err(|e| {
+        Stop::brok(why.s("mmap of the contested page (").s(if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }).s("): ").errno(e))
+    })?;
 
     let nracers = rec.racers as usize;
     // Between iterations the page goes back to the pool, so that exactly `leave` pages are
@@ -299,7 +295,8 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     let reset_shared = || file.punch_last();
     let reset_private = || page.madvise(0, page.len(), k::MADV_DONTNEED);
     let reset: race::Reset = if shared { &reset_shared } else { &reset_private };
-    let mut race = Race::start(mode, &page, reset, nracers, cfg.rt, |give| cpus::choose(cfg, allowed, nracers as u32, give))?;
+    let crew = Crew::new(mode, &page, reset, nracers, cfg.rt, why)?;
+    let mut race = Race::start(&crew, |give| cpus::choose(cfg, allowed, nracers as u32, give), why)?;
     race.write_cpus(&mut rec.cpus);
     rep.info(|l| {
         l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(if take == 1 { " page with " } else { " pages with " }).s(file.source_name());
@@ -322,6 +319,7 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     let refused_before = crate::cgroup::failures(size);
     let mut r = iterate(cfg, rec, &mut race, origin);
     drop(race);
+    drop(crew);
     if let Err(s) = &mut r
         && s.res == Res::Fail
     {
@@ -330,11 +328,11 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
         // last page. For the second, give our contested page back and unmap it (no
         // reservation of ours left, the filled pages still held): exactly `leave` pages
         // must then be available again.
-        cgroup_refused(size, refused_before, s);
+        cgroup_refused(size, refused_before, s, &mut rec.msg);
         if s.res == Res::Fail {
             let _ = reset();
             drop(page);
-            outside_took(pool, leave, s);
+            outside_took(pool, leave, s, &mut rec.msg);
         }
     }
     r
@@ -342,26 +340,26 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
 
 /// A hugetlb cgroup limit refuses a fault with the same SIGBUS as the race bug: if the
 /// cgroup counted a refusal during the run, the FAIL says nothing about the kernel's race.
-fn cgroup_refused(size: u64, before: Option<u64>, s: &mut Stop) {
+fn cgroup_refused(size: u64, before: Option<u64>, s: &mut Stop, why: &mut Line) {
     let (Some(b), Some(a)) = (before, crate::cgroup::failures(size)) else { return };
     if s.res != Res::Fail || a <= b {
         return;
     }
     let mut msg = Line::new();
     msg.s("inconclusive: this process's hugetlb cgroup refused ").u(a - b).c(b' ').size(size)
-        .s(" page(s) during the run (its limit, not the race); ").b(s.msg.as_bytes());
-    (s.res, s.msg) = (Res::Brok, msg);
+        .s(" page(s) during the run (its limit, not the race); ").b(why.as_bytes());
+    (s.res, *why) = (Res::Brok, msg);
 }
 
-fn outside_took(pool: &Pool, leave: u64, s: &mut Stop) {
+fn outside_took(pool: &Pool, leave: u64, s: &mut Stop, why: &mut Line) {
     let Ok(c) = pool.counts() else { return };
     if c.available() >= leave {
         return;
     }
     let mut msg = Line::new();
     msg.s("inconclusive: another process took the last hugepage (").u(c.available()).s(" of the ").u(leave)
-        .s(" left free are available after the run); ").b(s.msg.as_bytes());
-    (s.res, s.msg) = (Res::Brok, msg);
+        .s(" left free are available after the run); ").b(why.as_bytes());
+    (s.res, *why) = (Res::Brok, msg);
 }
 
 fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> Step<()> {
@@ -369,7 +367,7 @@ fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> St
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
     let want = if until == 0 { cfg.iterations } else { 0 };
     let mut progress = crate::progress::Progress::start(cfg, rec.mode, rec.pagesize, t0);
-    let outcome = race.run(want, until, |done| progress.tick(done, 0));
+    let outcome = race.run(want, until, |done| progress.tick(done, 0), &mut rec.msg);
     drop(progress);
     let f = &mut rec.figs;
     f.elapsed_ns = sys::monotonic_ns() - t0;
@@ -389,7 +387,8 @@ fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> St
         Ok(Outcome::Faulted(x)) => {
             f.failed = 1;
             f.iterations = t.iterations + 1;
-            Err(Stop::new(Res::Fail, |l| {
+            let l = &mut rec.msg;
+            {
                 l.s("racer ").u(x.racer as u64 + 1).s(" on CPU ").u(x.cpu as u64).s(" got ").s(race::signal_name(x.sig));
                 if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
                     l.s(" (").s(race::bus_code(x.code)).c(b')');
@@ -401,7 +400,8 @@ fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> St
                     l.s(" of ").u(want);
                 }
                 l.s(": the kernel failed the fault on the last free hugepage");
-            }))
+            }
+            Err(Stop { res: Res::Fail })
         }
         Ok(Outcome::Done) => {
             let races = f.passed;
