@@ -79,7 +79,7 @@ pub fn take(size: u64, rep: &mut Reporter, why: &mut Line) -> Step<Lock> {
         }
         if !told {
             told = true;
-            rep.info(|l| {
+            rep.info(&|l| {
                 l.s("waiting up to ").u(WAIT_NS / 1_000_000_000).s(" s for ");
                 write_holder(l, holder(name));
                 l.s(" to finish with ").size(size).s(" hugepages");
@@ -90,7 +90,7 @@ pub fn take(size: u64, rep: &mut Reporter, why: &mut Line) -> Step<Lock> {
 }
 
 fn unlocked(rep: &mut Reporter, size: u64, call: &str, e: Errno) -> Lock {
-    rep.info(|l| {
+    rep.info(&|l| {
         l.s("no instance lock for ").size(size).s(" (").s(call).s(": ").errno(e).s("); another hugerace could disturb this run");
     });
     Lock { _sock: None }

@@ -155,32 +155,25 @@ impl Reporter {
     }
 
     /// A TINFO line (a `#` diagnostic in KTAP; verbose-only on stderr in JSON and hugetlbfs).
-    pub fn info(&mut self, f: impl FnOnce(&mut Line)) {
+    /// The message is a `&dyn Fn`, not a generic closure: one body serves every message
+    /// (binary size).
+    pub fn info(&mut self, f: &dyn Fn(&mut Line)) {
         self.line(Res::Info, f)
     }
 
-    pub fn verbose(&mut self, f: impl FnOnce(&mut Line)) {
+    pub fn verbose(&mut self, f: &dyn Fn(&mut Line)) {
         if self.verbose {
             self.line(Res::Info, f)
         }
     }
 
-    pub fn warn(&mut self, f: impl FnOnce(&mut Line)) {
+    pub fn warn(&mut self, f: &dyn Fn(&mut Line)) {
         self.counts[WARN] += 1;
         self.line(Res::Warn, f)
     }
 
-    fn line(&mut self, res: Res, f: impl FnOnce(&mut Line)) {
-        let mut f = Some(f);
-        self.line_dyn(res, &mut |l| {
-            if let Some(f) = f.take() {
-                f(l)
-            }
-        })
-    }
-
     #[inline(never)]
-    fn line_dyn(&mut self, res: Res, f: &mut dyn FnMut(&mut Line)) {
+    fn line(&mut self, res: Res, f: &dyn Fn(&mut Line)) {
         let mut l = Line::new();
         let fd = match self.format {
             Format::Ltp => {
@@ -227,7 +220,7 @@ impl Reporter {
             return;
         }
         let f = &r.figs;
-        self.info(|l| {
+        self.info(&|l| {
             l.b(what.as_bytes()).s(": ").u(f.passed).s(if f.passed == 1 { " race measured, skew p50 " } else { " races measured, skew p50 " }).u(f.skew.p50).s("ns p90 ").u(f.skew.p90)
                 .s("ns p99 ").u(f.skew.p99).s("ns max ").u(f.skew.max).s("ns, overlap ").fixed(f.overlap_x100(), 2)
                 .s("% (").u(f.missed).s(" missed), fault p50 ").u(f.fault_p50).s("ns, ").fixed(f.rate_x10(), 1).s(" races/s");
@@ -241,7 +234,9 @@ impl Reporter {
             Res::Brok => BROK,
             Res::Conf => CONF,
             Res::Warn => WARN,
-            Res::Info => return self.info(|l| { l.b(what).s(": ").b(msg); }),
+            Res::Info => return self.info(&|l| {
+                l.b(what).s(": ").b(msg);
+            }),
         };
         self.counts[slot] += 1;
         self.tests += 1;

@@ -189,7 +189,7 @@ pub fn run(cfg: &Config) -> i32 {
     rep.begin((nsizes * modes.len()) as u32);
     let mut rel = [0u8; 65];
     let rl = sys::kernel_release(&mut rel);
-    rep.info(|l| {
+    rep.info(&|l| {
         l.s("hugerace ").s(env!("CARGO_PKG_VERSION")).s(" on Linux ").b(&rel[..rl]).s(" (").s(env!("HUGERACE_TARGET")).s("), base page ")
             .size(sys::start::page_size() as u64);
     });
@@ -225,7 +225,7 @@ pub fn run(cfg: &Config) -> i32 {
     let mut st = [0u8; 2048];
     if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st)
         && let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
-            rep.verbose(|l| {
+            rep.verbose(&|l| {
                 l.s("peak RSS ").u(kb).s(" kB");
             });
         }
@@ -246,7 +246,7 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     let mut pool = None;
     let r = race_mode(cfg, rep, &mut rec, &mut pool, allowed, origin);
     if let Some(mut p) = pool {
-        p.restore(|w| rep.warn(|l| {
+        p.restore(|w| rep.warn(&|l| {
             l.b(w.as_bytes());
         }));
     }
@@ -298,7 +298,7 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     let crew = Crew::new(mode, &page, reset, nracers, cfg.rt, why)?;
     let mut race = Race::start(&crew, |give| cpus::choose(cfg, allowed, nracers as u32, give), why)?;
     race.write_cpus(&mut rec.cpus);
-    rep.info(|l| {
+    rep.info(&|l| {
         l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(if take == 1 { " page with " } else { " pages with " }).s(file.source_name());
         if !file.dir.bytes().is_empty() {
             l.s(" on ").b(file.dir.bytes());
@@ -312,7 +312,7 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
         l.s("; ").u(nracers as u64).s(if shared { " processes" } else { " threads" }).s(" on CPUs ").b(rec.cpus.as_bytes());
     });
     if cfg.rt && race.rt_refused() {
-        rep.info(|l| {
+        rep.info(&|l| {
             l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
         });
     }

@@ -93,7 +93,9 @@ impl Summary {
 }
 
 /// v * num / den, in floating point: no overflow, and no 128-bit division routine in the
-/// binary. Exact enough for figures shown with a few significant digits.
+/// binary. Exact enough for figures shown with a few significant digits. Not inlined: the
+/// integer-float conversions take dozens of instructions on targets without unsigned ones.
+#[inline(never)]
 pub fn scale(v: u64, num: u64, den: u64) -> u64 {
     if den == 0 {
         return 0;
