@@ -31,6 +31,9 @@ impl Line {
     pub fn s(&mut self, s: &str) -> &mut Self {
         self.b(s.as_bytes())
     }
+    // Never inlined: some targets' inliners (s390x) copied it, with an open-coded memcpy
+    // loop, into each of the hundreds of message pieces.
+    #[inline(never)]
     pub fn b(&mut self, s: &[u8]) -> &mut Self {
         let n = s.len().min(self.buf.len() - self.len);
         self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);

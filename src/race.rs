@@ -246,21 +246,23 @@ impl Crew<'_> {
     /// of its trigger one cache-line transfer later: add half the signed gap between their
     /// mean start and its own. Converges in a few iterations; bounded by START_DELAY_MAX.
     fn tune_delay(&self, g: u32) {
-        let (mut sum, mut k, mut last_t0) = (0i128, 0i128, None);
-        for i in 0..self.n {
-            let s = self.slot(i);
-            let t0 = s.t0.load(Acquire) as i128;
-            if s.last.load(Acquire) == g {
-                last_t0 = Some(t0);
-            } else {
-                sum += t0;
-                k += 1;
-            }
+        // The last arriver, then its partners' mean start relative to its own: differences
+        // of nearby stamps fit an i64, so no 128-bit division routine lands in the binary.
+        let Some(j) = (0..self.n).rev().find(|&i| self.slot(i).last.load(Acquire) == g) else { return };
+        let l = self.slot(j).t0.load(Acquire);
+        let (mut sum, mut k) = (0i64, 0i64);
+        for i in (0..self.n).filter(|&i| i != j) {
+            // Clamped so that no number of racers overflows the sum; the gap is clamped
+            // far tighter below anyway.
+            sum += (self.slot(i).t0.load(Acquire).wrapping_sub(l) as i64).clamp(-(1 << 40), 1 << 40);
+            k += 1;
         }
-        let (Some(l), true) = (last_t0, k > 0) else { return };
+        if k == 0 {
+            return;
+        }
         // A preempted racer shows up as a gap of milliseconds: not a transfer time, so each
         // step is clamped and outliers barely move the estimate.
-        let gap = ((sum / k - l) as i64).clamp(-START_DELAY_STEP, START_DELAY_STEP);
+        let gap = (sum / k).clamp(-START_DELAY_STEP, START_DELAY_STEP);
         let ctl = self.ctl();
         let d = ctl.delay.load(Relaxed) as i64 + gap / 2;
         ctl.delay.store(d.clamp(0, START_DELAY_MAX) as u64, Relaxed);
