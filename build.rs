@@ -58,12 +58,14 @@ fn main() {
         let page = if arch == "aarch64" || arch.starts_with("arm") || arch.starts_with("powerpc64") { 65536 } else { 4096 };
         ld(&format!("-zmax-page-size={page}"));
     }
-    // Nothing unwinds (panic = "abort"), yet core arrives with unwind tables: drop them.
+    // Nothing unwinds (panic = "abort"), yet core arrives with unwind tables (ARM's own
+    // exidx/extab on armv7): drop them, and the compilers' version notes (.comment).
     // The script only adds a /DISCARD/ rule to the linker's default layout (INSERT).
     let script = std::path::Path::new(&env::var("OUT_DIR").unwrap_or_default()).join("discard-eh.ld");
     if std::fs::write(
         &script,
-        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.gcc_except_table .gcc_except_table.*) } }\nINSERT AFTER .text;\n",
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.gcc_except_table .gcc_except_table.*) \
+         *(.ARM.exidx .ARM.exidx.*) *(.ARM.extab .ARM.extab.*) *(.comment) } }\nINSERT AFTER .text;\n",
     )
     .is_ok()
     {
