@@ -100,7 +100,7 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) 
             }
         });
         if let Some(c) = bad {
-            why.s("CPU ").u(c as u64).s(" given with -c is not one this process may run on (allowed: ");
+            why.f("CPU {} given with -c is not one this process may run on (allowed: ", &[c as u64]);
             allowed.write_list(why);
             return Err(Stop::conf(why.c(b')')));
         }
@@ -112,7 +112,7 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) 
         Racers::Count(n) => n,
     };
     if want > have || have < 2 {
-        why.s("the race needs ").u(want.max(2) as u64).s(" CPUs this process may run on, it has ").u(have as u64).s(" (");
+        why.f("the race needs {} CPUs this process may run on, it has {} (", &[want.max(2) as u64, have as u64]);
         allowed.write_list(why);
         return Err(Stop::conf(why.c(b')')));
     }

@@ -77,7 +77,7 @@ impl HugeFile {
     fn on_mount(dir: &[u8], size: u64, source: Source, why: &mut Line) -> Step<HugeFile> {
         let (path, d, bsize) = Self::check_mount(dir, why)?;
         if bsize != size {
-            return Err(Stop::conf(why.b(dir).s(" serves ").size(bsize).s(" pages, not ").size(size)));
+            return Err(Stop::conf(why.b(dir).f(" serves {size} pages, not {size}", &[bsize, size])));
         }
         let mut name = PathBuf::from(&[b"hugerace."]).map_err(|e| Stop::sys(why, "name", e))?;
         name.push_u64(sys::getpid() as u64).map_err(|e| Stop::sys(why, "name", e))?;
@@ -100,7 +100,7 @@ impl HugeFile {
         })?;
         let st = sys::fstatfs(&d).map_err(|e| Stop::sys(why, "statfs", e))?;
         if st.magic != HUGETLBFS_MAGIC {
-            return Err(Stop::conf(why.arg(dir).s(" is not a hugetlbfs mount (statfs magic ").hex(st.magic).c(b')')));
+            return Err(Stop::conf(why.arg(dir).f(" is not a hugetlbfs mount (statfs magic {hex})", &[st.magic])));
         }
         Ok((path, d, st.bsize))
     }
@@ -117,10 +117,10 @@ impl HugeFile {
         let mut dir = PathBuf::from(&[b"/run/hugerace."]).map_err(|e| Stop::sys(why, "path", e))?;
         dir.push_u64(sys::getpid() as u64).map_err(|e| Stop::sys(why, "path", e))?;
         sys::mkdir(dir.cstr(), 0o700).map_err(|e| {
-            Stop::conf(why.s("no memfd hugetlb support and no usable hugetlbfs mount; creating ").b(dir.bytes()).s(" failed: ").errno(e))
+            Stop::conf(why.s("no memfd hugetlb support and no usable hugetlbfs mount; creating ").b(dir.bytes()).f(" failed: {errno}", &[e.0 as u64]))
         })?;
         let mut opts = Line::new();
-        opts.s("pagesize=").u(size / 1024).s("K,mode=0700");
+        opts.f("pagesize={}K,mode=0700", &[size / 1024]);
         let r = match PathBuf::from(&[opts.as_bytes()]) {
             Err(e) => Err(Stop::sys(why, "options", e)),
             Ok(o) => sys::mount(c"hugerace", dir.cstr(), c"hugetlbfs", 0, o.cstr()).map_err(|e| {

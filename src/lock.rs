@@ -73,16 +73,16 @@ pub fn take(size: u64, rep: &mut Reporter, why: &mut Line) -> Step<Lock> {
         if sys::monotonic_ns() - t0 >= WAIT_NS {
             write_holder(why, holder(name));
             return Err(Stop::conf(
-                why.s(" is racing on ").size(size).s(" hugepages (it holds the lock @").b(name).s("); waited ")
-                    .u(WAIT_NS / 1_000_000_000).s(" s, try again when it is done"),
+                why.f(" is racing on {size} hugepages (it holds the lock @", &[size]).b(name)
+                    .f("); waited {} s, try again when it is done", &[WAIT_NS / 1_000_000_000]),
             ));
         }
         if !told {
             told = true;
             rep.info(&|l| {
-                l.s("waiting up to ").u(WAIT_NS / 1_000_000_000).s(" s for ");
+                l.f("waiting up to {} s for ", &[WAIT_NS / 1_000_000_000]);
                 write_holder(l, holder(name));
-                l.s(" to finish with ").size(size).s(" hugepages");
+                l.f(" to finish with {size} hugepages", &[size]);
             });
         }
         sys::sleep_ns(POLL_NS);
@@ -91,7 +91,7 @@ pub fn take(size: u64, rep: &mut Reporter, why: &mut Line) -> Step<Lock> {
 
 fn unlocked(rep: &mut Reporter, size: u64, call: &str, e: Errno) -> Lock {
     rep.info(&|l| {
-        l.s("no instance lock for ").size(size).s(" (").s(call).s(": ").errno(e).s("); another hugerace could disturb this run");
+        l.f("no instance lock for {size} (", &[size]).s(call).f(": {errno}); another hugerace could disturb this run", &[e.0 as u64]);
     });
     Lock { _sock: None }
 }

@@ -116,7 +116,7 @@ pub struct Policy {
 }
 
 fn what_to_run(l: &mut Line, k: Knobs, size: u64, file: &'static [u8], value: u64) {
-    l.s("as root: echo ").u(value).s(" > ");
+    l.f("as root: echo {} > ", &[value]);
     if let Ok(p) = knob_path(k, size, file) {
         l.b(p.bytes());
     }
@@ -138,7 +138,7 @@ impl Pool {
         let short = need - have;
         let target = c.total + short;
         let refused = |why: &mut Line, reason: &str, err: Option<Errno>| {
-            why.s("needs ").u(need).s(" free ").size(size).s(" hugepages, ").u(have).s(" available");
+            why.f("needs {} free {size} hugepages, {} available", &[need, size, have]);
             why.s(reason);
             if let Some(e) = err {
                 why.errno(e).s("; ");
@@ -161,9 +161,11 @@ impl Pool {
         let now = counts(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
         if now.available() < need {
             return Err(Stop::conf(
-                why.s("asked the kernel for ").u(target).c(b' ').size(size).s(" hugepages, it gave ").u(now.total)
-                    .s(" (memory too fragmented or too small); reserve them at boot: hugepagesz=").size(size)
-                    .s(" hugepages=").u(target),
+                why.f(
+                    "asked the kernel for {} {size} hugepages, it gave {} (memory too fragmented or too small); \
+                     reserve them at boot: hugepagesz={size} hugepages={}",
+                    &[target, size, now.total, size, target],
+                ),
             ));
         }
         Ok(pool)
@@ -176,10 +178,9 @@ impl Pool {
             return Ok(());
         }
         let refused = |why: &mut Line, err: Option<Errno>| {
-            why.s("nr_overcommit_hugepages is ").u(v).s(" for ").size(self.size)
-                .s(": the pool can grow on demand, so no page is ever the last; ");
+            why.f("nr_overcommit_hugepages is {} for {size}: the pool can grow on demand, so no page is ever the last; ", &[v, self.size]);
             if let Some(e) = err {
-                why.s("setting it to 0 failed (").errno(e).s("); ");
+                why.f("setting it to 0 failed ({errno}); ", &[e.0 as u64]);
             }
             what_to_run(why, self.knobs, self.size, b"nr_overcommit_hugepages", 0);
             Stop::conf(why)
@@ -209,7 +210,7 @@ impl Pool {
             let ok = path.as_ref().map(|p| write_value(p.cstr(), v).and_then(|_| read_u64(p.cstr())));
             if !matches!(ok, Ok(Ok(now)) if now == v) {
                 let mut l = Line::new();
-                l.s("could not restore ").size(self.size).s(" nr_hugepages to ").u(v);
+                l.f("could not restore {size} nr_hugepages to {}", &[self.size, v]);
                 warn(&mut l);
             }
         }
@@ -217,7 +218,7 @@ impl Pool {
             let ok = knob_path(self.knobs, self.size, b"nr_overcommit_hugepages").map(|p| write_value(p.cstr(), v));
             if !matches!(ok, Ok(Ok(()))) {
                 let mut l = Line::new();
-                l.s("could not restore ").size(self.size).s(" nr_overcommit_hugepages to ").u(v);
+                l.f("could not restore {size} nr_overcommit_hugepages to {}", &[self.size, v]);
                 warn(&mut l);
             }
         }

@@ -75,11 +75,11 @@ fn render(l: &mut Line, mode: Mode, size: u64, done: u64, total: u64, elapsed_ns
     if total > 0 {
         l.c(b'/').u(total);
     }
-    l.s(" races, ").fixed(elapsed_ns / 100_000_000, 1).c(b's');
+    l.f(" races, {.1}s", &[elapsed_ns / 100_000_000]);
     if seconds > 0 {
-        l.s(" of ").u(seconds).c(b's');
+        l.f(" of {}s", &[seconds]);
     }
-    l.s(", ").u(failed).s(" failed");
+    l.f(", {} failed", &[failed]);
 }
 
 #[cfg(test)]

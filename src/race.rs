@@ -338,7 +338,7 @@ impl<'a> Race<'a> {
         for i in 0..n {
             let stacks = race.stacks.as_ref().ok_or_else(|| Stop::brok(why.s("no stacks")))?;
             stacks.spawn(i, flags, &race.crew.slot(i).tid, racer, race.crew).map_err(|e| {
-                why.s("clone of racer ").u(i as u64 + 1).s(": ").errno(e);
+                why.f("clone of racer {}: {errno}", &[i as u64 + 1, e.0 as u64]);
                 if e == Errno::EAGAIN {
                     why.s(" (process limit reached? see RLIMIT_NPROC)");
                 }
@@ -368,7 +368,7 @@ impl<'a> Race<'a> {
             }
             self.check_vanished(why)?;
             if sys::monotonic_ns() - t0 > START_LINE_NS {
-                return Err(Stop::brok(why.s("only ").u(n as u64).s(" of ").u(self.crew.n as u64).s(" racers finished their setup within 2 s")));
+                return Err(Stop::brok(why.f("only {} of {} racers finished their setup within 2 s", &[n as u64, self.crew.n as u64])));
             }
             let _ = sys::futex_wait(&ctl.started, n, 50_000_000);
         }
@@ -378,12 +378,12 @@ impl<'a> Race<'a> {
         let s = self.crew.slot(i);
         let (step, e) = (s.step.load(Acquire), Errno(s.errno.load(Acquire) as u16));
         let cpu = s.cpu.load(Relaxed);
-        why.s("racer ").u(i as u64 + 1).s(": ");
+        why.f("racer {}: ", &[i as u64 + 1]);
         Stop::brok(match step {
-            STEP_SIGNALS => why.s("blocking signals: ").errno(e),
-            STEP_PDEATHSIG => why.s("prctl(PR_SET_PDEATHSIG): ").errno(e),
-            STEP_AFFINITY => why.s("sched_setaffinity(CPU ").u(cpu as u64).s("): ").errno(e),
-            STEP_WRONG_CPU => why.s("pinned to CPU ").u(cpu as u64).s(" but runs on CPU ").u(s.seen_cpu.load(Acquire) as u64),
+            STEP_SIGNALS => why.f("blocking signals: {errno}", &[e.0 as u64]),
+            STEP_PDEATHSIG => why.f("prctl(PR_SET_PDEATHSIG): {errno}", &[e.0 as u64]),
+            STEP_AFFINITY => why.f("sched_setaffinity(CPU {}): {errno}", &[cpu as u64, e.0 as u64]),
+            STEP_WRONG_CPU => why.f("pinned to CPU {} but runs on CPU {}", &[cpu as u64, s.seen_cpu.load(Acquire) as u64]),
             STEP_PARENT_GONE => why.s("its parent exited during setup"),
             _ => why.s("setup failed"),
         })
@@ -404,7 +404,7 @@ impl<'a> Race<'a> {
             let s = self.crew.slot(i);
             // Racers leave once the run has ended: not vanished, even if we look late.
             if !self.alive(i) && s.state.load(Acquire) != DEAD && self.crew.ctl().end.load(Acquire) == RUNNING {
-                return Err(Stop::brok(why.s("racer ").u(i as u64 + 1).s(" on CPU ").u(s.cpu.load(Relaxed) as u64).s(" exited or was killed from outside")));
+                return Err(Stop::brok(why.f("racer {} on CPU {} exited or was killed from outside", &[i as u64 + 1, s.cpu.load(Relaxed) as u64])));
             }
         }
         Ok(())
@@ -456,13 +456,13 @@ impl<'a> Race<'a> {
                 last = (done, now);
                 progress(done);
             } else if now - last.1 > ITERATION_NS {
-                return Err(Stop::brok(why.s("iteration ").u(done + 1).s(" did not end within 120 s")));
+                return Err(Stop::brok(why.f("iteration {} did not end within 120 s", &[done + 1])));
             } else if now - last.1 > START_LINE_NS
                 && let Some(i) = self.stopped()
             {
                 // A racer stopped where no partner spins on it (closing an iteration).
                 return Err(Stop::brok(
-                    why.s("racer ").u(i as u64 + 1).s(" never reached the start line: it is stopped (SIGSTOP or a debugger) at iteration ").u(done + 1),
+                    why.f("racer {} never reached the start line: it is stopped (SIGSTOP or a debugger) at iteration {}", &[i as u64 + 1, done + 1]),
                 ));
             }
             if stopping.is_none() {
@@ -501,13 +501,15 @@ impl<'a> Race<'a> {
                 let m = (0..self.crew.n).map(|i| self.crew.slot(i).missing.load(Acquire)).find(|&m| m != 0).unwrap_or(1);
                 let late = self.crew.slot(m as usize - 1);
                 Err(Stop::brok(
-                    why.s("racer ").u(m as u64).s(" (CPU ").u(late.cpu.load(Relaxed) as u64)
-                        .s(") never reached the start line (stopped or starved?) in iteration ").u(iteration),
+                    why.f(
+                        "racer {} (CPU {}) never reached the start line (stopped or starved?) in iteration {}",
+                        &[m as u64, late.cpu.load(Relaxed) as u64, iteration],
+                    ),
                 ))
             }
             RESET_FAILED => {
                 let e = Errno(ctl.reset_errno.load(Acquire) as u16);
-                Err(Stop::brok(why.s("giving the contested page back after iteration ").u(iteration - 1).s(": ").errno(e)))
+                Err(Stop::brok(why.f("giving the contested page back after iteration {}: {errno}", &[iteration - 1, e.0 as u64])))
             }
             _ => Ok(Outcome::Done),
         }

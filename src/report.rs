@@ -221,9 +221,10 @@ impl Reporter {
         }
         let f = &r.figs;
         self.info(&|l| {
-            l.b(what.as_bytes()).s(": ").u(f.passed).s(if f.passed == 1 { " race measured, skew p50 " } else { " races measured, skew p50 " }).u(f.skew.p50).s("ns p90 ").u(f.skew.p90)
-                .s("ns p99 ").u(f.skew.p99).s("ns max ").u(f.skew.max).s("ns, overlap ").fixed(f.overlap_x100(), 2)
-                .s("% (").u(f.missed).s(" missed), fault p50 ").u(f.fault_p50).s("ns, ").fixed(f.rate_x10(), 1).s(" races/s");
+            l.b(what.as_bytes()).f(if f.passed == 1 { ": {} race measured" } else { ": {} races measured" }, &[f.passed]).f(
+                ", skew p50 {}ns p90 {}ns p99 {}ns max {}ns, overlap {.2}% ({} missed), fault p50 {}ns, {.1} races/s",
+                &[f.skew.p50, f.skew.p90, f.skew.p99, f.skew.max, f.overlap_x100(), f.missed, f.fault_p50, f.rate_x10()],
+            );
         });
     }
 
@@ -284,15 +285,13 @@ impl Reporter {
         let status = self.exit_status();
         match self.format {
             Format::Ltp => {
-                l.s("\nSummary:\npassed   ").u(c[PASS] as u64).s("\nfailed   ").u(c[FAIL] as u64).s("\nbroken   ")
-                    .u(c[BROK] as u64).s("\nskipped  ").u(c[CONF] as u64).s("\nwarnings ").u(c[WARN] as u64).c(b'\n');
+                l.f("\nSummary:\npassed   {}\nfailed   {}\nbroken   {}\nskipped  {}\nwarnings {}\n", &c.map(|n| n as u64));
             }
             Format::Ktap => {
-                l.s("# Totals: pass:").u(c[PASS] as u64).s(" fail:").u((c[FAIL] + c[BROK]) as u64).s(" xfail:0 xpass:0 skip:")
-                    .u(c[CONF] as u64).s(" error:0\n");
+                l.f("# Totals: pass:{} fail:{} xfail:0 xpass:0 skip:{} error:0\n", &[c[PASS] as u64, (c[FAIL] + c[BROK]) as u64, c[CONF] as u64]);
             }
             Format::Json => {
-                l.s("],\"exit_status\":").u(status as u64).s("}\n");
+                l.f("],\"exit_status\":{}}\n", &[status as u64]);
             }
             // One word first, as libhugetlbfs's runner reads it: PASS unless something failed
             // or nothing passed.
@@ -375,12 +374,16 @@ fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Rec
     json_str(l, msg);
     if let Some(r) = rec {
         let f = &r.figs;
-        l.s(",\"mode\":\"").s(r.mode.name()).s("\",\"pagesize_kb\":").u(r.pagesize / 1024).s(",\"racers\":").u(r.racers as u64)
-            .s(",\"cpus\":[").b(r.cpus.as_bytes()).s("],\"iterations\":").u(f.iterations).s(",\"passed\":").u(f.passed)
-            .s(",\"failed\":").u(f.failed).s(",\"broken\":").u(f.broken).s(",\"missed\":").u(f.missed)
-            .s(",\"overlap_pct\":").fixed(f.overlap_x100(), 2).s(",\"skew_ns\":{\"p50\":").u(f.skew.p50).s(",\"p90\":")
-            .u(f.skew.p90).s(",\"p99\":").u(f.skew.p99).s(",\"max\":").u(f.skew.max).s("},\"fault_ns_p50\":").u(f.fault_p50)
-            .s(",\"races_per_s\":").fixed(f.rate_x10(), 1).s(",\"elapsed_s\":").fixed(f.elapsed_ns / 1_000, 6);
+        l.s(",\"mode\":\"").s(r.mode.name()).f("\",\"pagesize_kb\":{},\"racers\":{},\"cpus\":[", &[r.pagesize / 1024, r.racers as u64])
+            .b(r.cpus.as_bytes())
+            .f(
+                "],\"iterations\":{},\"passed\":{},\"failed\":{},\"broken\":{},\"missed\":{},\"overlap_pct\":{.2},\
+                 \"skew_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}},\"fault_ns_p50\":{},\"races_per_s\":{.1},\"elapsed_s\":{.6}",
+                &[
+                    f.iterations, f.passed, f.failed, f.broken, f.missed, f.overlap_x100(), f.skew.p50, f.skew.p90, f.skew.p99,
+                    f.skew.max, f.fault_p50, f.rate_x10(), f.elapsed_ns / 1_000,
+                ],
+            );
     }
     l.c(b'}');
 }

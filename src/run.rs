@@ -140,7 +140,7 @@ fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES], why: &mut Line) -> Ste
         (PageSel::Default, None) => pool::default_size().unwrap_or(all[0]),
     };
     if !all[..n].contains(&want) {
-        why.s("no ").size(want).s(" hugepages on this machine; the kernel offers");
+        why.f("no {size} hugepages on this machine; the kernel offers", &[want]);
         for s in &all[..n] {
             why.c(b' ').size(*s);
         }
@@ -226,7 +226,7 @@ pub fn run(cfg: &Config) -> i32 {
     if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st)
         && let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
             rep.verbose(&|l| {
-                l.s("peak RSS ").u(kb).s(" kB");
+                l.f("peak RSS {} kB", &[kb]);
             });
         }
     rep.finish()
@@ -269,16 +269,16 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     // Take every available page but `leave`, reading the counters again right before.
     let before = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
     let take = before.available().checked_sub(leave).filter(|_| before.available() >= need).ok_or_else(|| {
-        Stop::brok(why.s("the pool changed under us: ").u(before.available()).s(" pages available, needed ").u(need))
+        Stop::brok(why.f("the pool changed under us: {} pages available, needed {}", &[before.available(), need]))
     })?;
     file.set_len(take + 1).map_err(|e| Stop::sys(why, "ftruncate", e))?;
     file.fill(take).map_err(|e| {
-        Stop::brok(why.s("instantiating ").u(take).s(" pages failed: ").errno(e).s(" (the pool changed under us, or a hugetlb cgroup limit?)"))
+        Stop::brok(why.f("instantiating {} pages failed: {errno} (the pool changed under us, or a hugetlb cgroup limit?)", &[take, e.0 as u64]))
     })?;
     let after = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
     if after.available() != leave {
         return Err(Stop::brok(
-            why.s("the pool changed under us: after taking ").u(take).s(" pages, ").u(after.available()).s(" are available, expected ").u(leave),
+            why.f("the pool changed under us: after taking {} pages, {} are available, expected {}", &[take, after.available(), leave]),
         ));
     }
 
@@ -299,17 +299,17 @@ fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut 
     let mut race = Race::start(&crew, |give| cpus::choose(cfg, allowed, nracers as u32, give), why)?;
     race.write_cpus(&mut rec.cpus);
     rep.info(&|l| {
-        l.s(mode.name()).c(b' ').size(size).s(": took ").u(take).s(if take == 1 { " page with " } else { " pages with " }).s(file.source_name());
+        l.s(mode.name()).f(if take == 1 { " {size}: took {} page with " } else { " {size}: took {} pages with " }, &[size, take]).s(file.source_name());
         if !file.dir.bytes().is_empty() {
             l.s(" on ").b(file.dir.bytes());
         }
-        l.s(", ").u(leave).s(" left free; pool ");
+        l.f(", {} left free; pool ", &[leave]);
         if pool.raised_by > 0 {
-            l.s("raised by ").u(pool.raised_by).s(" (restored afterwards)");
+            l.f("raised by {} (restored afterwards)", &[pool.raised_by]);
         } else {
             l.s("unchanged");
         }
-        l.s("; ").u(nracers as u64).s(if shared { " processes" } else { " threads" }).s(" on CPUs ").b(rec.cpus.as_bytes());
+        l.f(if shared { "; {} processes on CPUs " } else { "; {} threads on CPUs " }, &[nracers as u64]).b(rec.cpus.as_bytes());
     });
     if cfg.rt && race.rt_refused() {
         rep.info(&|l| {
@@ -346,8 +346,8 @@ fn cgroup_refused(size: u64, before: Option<u64>, s: &mut Stop, why: &mut Line) 
         return;
     }
     let mut msg = Line::new();
-    msg.s("inconclusive: this process's hugetlb cgroup refused ").u(a - b).c(b' ').size(size)
-        .s(" page(s) during the run (its limit, not the race); ").b(why.as_bytes());
+    msg.f("inconclusive: this process's hugetlb cgroup refused {} {size} page(s) during the run (its limit, not the race); ", &[a - b, size])
+        .b(why.as_bytes());
     (s.res, *why) = (Res::Brok, msg);
 }
 
@@ -357,8 +357,8 @@ fn outside_took(pool: &Pool, leave: u64, s: &mut Stop, why: &mut Line) {
         return;
     }
     let mut msg = Line::new();
-    msg.s("inconclusive: another process took the last hugepage (").u(c.available()).s(" of the ").u(leave)
-        .s(" left free are available after the run); ").b(why.as_bytes());
+    msg.f("inconclusive: another process took the last hugepage ({} of the {} left free are available after the run); ", &[c.available(), leave])
+        .b(why.as_bytes());
     (s.res, *why) = (Res::Brok, msg);
 }
 
@@ -389,15 +389,15 @@ fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> St
             f.iterations = t.iterations + 1;
             let l = &mut rec.msg;
             {
-                l.s("racer ").u(x.racer as u64 + 1).s(" on CPU ").u(x.cpu as u64).s(" got ").s(race::signal_name(x.sig));
+                l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).s(race::signal_name(x.sig));
                 if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
                     l.s(" (").s(race::bus_code(x.code)).c(b')');
                 } else {
                     l.s(" (si_code ").i(x.code as i64).c(b')');
                 }
-                l.s(" at ").hex(x.addr).s(" in iteration ").u(x.iteration);
+                l.f(" at {hex} in iteration {}", &[x.addr, x.iteration]);
                 if want > 0 {
-                    l.s(" of ").u(want);
+                    l.f(" of {}", &[want]);
                 }
                 l.s(": the kernel failed the fault on the last free hugepage");
             }
@@ -405,8 +405,8 @@ fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> St
         }
         Ok(Outcome::Done) => {
             let races = f.passed;
-            rec.msg.s("no SIGBUS in ").u(races).s(if races == 1 { " race of " } else { " races of " }).u(rec.racers as u64)
-                .s(" racers on the last free hugepage");
+            let t = if races == 1 { "no SIGBUS in {} race of {} racers on the last free hugepage" } else { "no SIGBUS in {} races of {} racers on the last free hugepage" };
+            rec.msg.f(t, &[races, rec.racers as u64]);
             Ok(())
         }
     }
