@@ -144,7 +144,7 @@ impl Line {
     /// An errno by name (ENOMEM), or its number when unnamed.
     pub fn errno(&mut self, e: sys::Errno) -> &mut Self {
         match e.name() {
-            Some(n) => self.s(n),
+            Some(n) => self.b(n),
             None => self.s("errno ").u(e.0 as u64),
         }
     }
