@@ -290,13 +290,13 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
             }
         }
         Key::Cpus => {
-            let n = parse::cpu_list(val, MAX_CPU, |_| {}).ok_or(Error { msg: "not a CPU list (like 2,5 or 0-3)", arg: val })?;
+            let n = parse::cpu_list(val, MAX_CPU, &mut |_| {}).ok_or(Error { msg: "not a CPU list (like 2,5 or 0-3)", arg: val })?;
             if n < 2 {
                 return Err(Error { msg: "a race needs at least 2 CPUs", arg: val });
             }
             let mut dup = false;
             let mut prev: Option<u32> = None;
-            let _ = parse::cpu_list(val, MAX_CPU, |c| {
+            let _ = parse::cpu_list(val, MAX_CPU, &mut |c| {
                 // Duplicates anywhere are found by the racers' pinning later; adjacent ones
                 // (and overlapping ranges) are caught here, which covers the common typo.
                 dup |= prev == Some(c);

@@ -27,18 +27,18 @@ pub fn allowed(why: &mut crate::out::Line) -> Step<Allowed> {
 }
 
 impl Allowed {
-    pub fn each(&self, f: impl FnMut(u32)) {
+    pub fn each(&self, f: &mut dyn FnMut(u32)) {
         // `len` is how much of our buffer the kernel filled.
         parse::mask_cpus(&self.buf.bytes()[..self.len], f)
     }
     pub fn count(&self) -> u32 {
         let mut n = 0;
-        self.each(|_| n += 1);
+        self.each(&mut |_| n += 1);
         n
     }
     pub fn contains(&self, cpu: u32) -> bool {
         let mut found = false;
-        self.each(|c| found |= c == cpu);
+        self.each(&mut |c| found |= c == cpu);
         found
     }
     /// The mask as a CPU list for messages: 0-3,8.
@@ -55,7 +55,7 @@ impl Allowed {
                 l.c(b'-').u(r.1 as u64);
             }
         };
-        self.each(|c| {
+        self.each(&mut |c| {
             run = match run {
                 Some((a, b)) if b + 1 == c => Some((a, c)),
                 Some(r) => {
@@ -80,7 +80,7 @@ fn first_of_core(cpu: u32) -> bool {
     let mut buf = [0u8; 64];
     let Ok(n) = sys::read_file(p.cstr(), &mut buf) else { return true };
     let mut first = None;
-    let _ = parse::cpu_list(&buf[..n], u32::MAX, |c| {
+    let _ = parse::cpu_list(&buf[..n], u32::MAX, &mut |c| {
         if first.is_none() {
             first = Some(c)
         }
@@ -93,7 +93,7 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) 
     if let Some(list) = cfg.cpus {
         let mut n = 0u32;
         let mut bad = None;
-        let _ = parse::cpu_list(list, u32::MAX, |c| {
+        let _ = parse::cpu_list(list, u32::MAX, &mut |c| {
             n += 1;
             if bad.is_none() && !allowed.contains(c) {
                 bad = Some(c);
@@ -124,7 +124,7 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) 
 pub fn choose(cfg: &Config, allowed: &Allowed, n: u32, mut give: impl FnMut(u32, u32)) {
     let mut i = 0;
     if let Some(list) = cfg.cpus {
-        let _ = parse::cpu_list(list, u32::MAX, |c| {
+        let _ = parse::cpu_list(list, u32::MAX, &mut |c| {
             if i < n {
                 give(i, c);
                 i += 1;
@@ -133,7 +133,7 @@ pub fn choose(cfg: &Config, allowed: &Allowed, n: u32, mut give: impl FnMut(u32,
         return;
     }
     for pass in 0..2 {
-        allowed.each(|c| {
+        allowed.each(&mut |c| {
             if i < n && first_of_core(c) == (pass == 0) {
                 give(i, c);
                 i += 1;

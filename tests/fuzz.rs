@@ -150,7 +150,7 @@ fn fuzz_cli() {
                     assert!(s.is_power_of_two());
                 }
                 if let Some(list) = c.cpus {
-                    assert!(parse::cpu_list(list, 1 << 20, |_| {}).is_some_and(|n| n >= 2));
+                    assert!(parse::cpu_list(list, 1 << 20, &mut |_| {}).is_some_and(|n| n >= 2));
                 }
             }
             Ok(_) => {}
@@ -215,7 +215,7 @@ fn fuzz_cpu_lists_and_masks() {
         let max = [0u32, 1, 63, 64, 1023, 1 << 20][rng.below(6)];
         let mut seen = 0usize;
         let mut prev_max = 0u32;
-        if let Some(n) = parse::cpu_list(input, max, |c| {
+        if let Some(n) = parse::cpu_list(input, max, &mut |c| {
             seen += 1;
             prev_max = prev_max.max(c);
         }) {
@@ -224,13 +224,13 @@ fn fuzz_cpu_lists_and_masks() {
         }
         // The same bytes as a kernel affinity mask, and setting bits in one.
         let mut set = Vec::new();
-        parse::mask_cpus(input, |c| set.push(c));
+        parse::mask_cpus(input, &mut |c| set.push(c));
         assert!(set.len() <= input.len() * 8);
         let mut mask = vec![0u8; rng.below(64)];
         let cpu = rng.next() as u32 % 1024;
         if parse::mask_set(&mut mask, cpu) {
             let mut found = false;
-            parse::mask_cpus(&mask, |c| found |= c == cpu);
+            parse::mask_cpus(&mask, &mut |c| found |= c == cpu);
             assert!(found || mask.len() % core::mem::size_of::<usize>() != 0, "cpu {cpu} in a {}-byte mask", mask.len());
         }
     });

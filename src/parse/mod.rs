@@ -160,8 +160,9 @@ pub fn unescape(s: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 /// A CPU list as sysfs and `taskset -c` write it: `0-3,8,10-11`. Calls `f` for each CPU in
-/// order; None on a syntax error, a reversed range or a number above `max`.
-pub fn cpu_list(s: &[u8], max: u32, mut f: impl FnMut(u32)) -> Option<usize> {
+/// order; None on a syntax error, a reversed range or a number above `max`. `f` is a `dyn`,
+/// so that one body serves every caller (binary size).
+pub fn cpu_list(s: &[u8], max: u32, f: &mut dyn FnMut(u32)) -> Option<usize> {
     let s = trim(s);
     if s.is_empty() {
         return None;
@@ -187,7 +188,7 @@ pub fn cpu_list(s: &[u8], max: u32, mut f: impl FnMut(u32)) -> Option<usize> {
 }
 
 /// The CPUs set in a kernel affinity mask (an array of native-endian longs).
-pub fn mask_cpus(mask: &[u8], mut f: impl FnMut(u32)) {
+pub fn mask_cpus(mask: &[u8], f: &mut dyn FnMut(u32)) {
     let w = core::mem::size_of::<usize>();
     for (wi, word) in mask.chunks(w).enumerate() {
         let mut b = [0u8; 8];

@@ -87,10 +87,10 @@ fn mount_table() {
 #[test]
 fn cpu_lists() {
     let mut v = Vec::new();
-    assert_eq!(cpu_list(b"0-3,8,10-11\n", 4095, |c| v.push(c)), Some(7));
+    assert_eq!(cpu_list(b"0-3,8,10-11\n", 4095, &mut |c| v.push(c)), Some(7));
     assert_eq!(v, [0, 1, 2, 3, 8, 10, 11]);
     for bad in [&b""[..], b"3-1", b"a", b"1,,2", b"-1", b"1-", b"5000", b"1-99999999999999999999"] {
-        assert_eq!(cpu_list(bad, 4095, |_| {}), None, "{:?}", core::str::from_utf8(bad));
+        assert_eq!(cpu_list(bad, 4095, &mut |_| {}), None, "{:?}", core::str::from_utf8(bad));
     }
 }
 
@@ -103,7 +103,7 @@ fn masks() {
     assert!(mask_set(&mut m, 127));
     assert!(!mask_set(&mut m, 128));
     let mut v = Vec::new();
-    mask_cpus(&m, |c| v.push(c));
+    mask_cpus(&m, &mut |c| v.push(c));
     assert_eq!(v, [0, 5, 64, 127]);
 }
 
