@@ -204,7 +204,7 @@ impl Pool {
 
     /// Put back the original values. Call it after every page of ours is released: a
     /// lower nr_hugepages is then met at once. On failure `warn` says what is left.
-    pub fn restore(&mut self, mut warn: impl FnMut(&mut Line)) {
+    pub fn restore(&mut self, warn: &mut dyn FnMut(&mut Line)) {
         if let Some(v) = self.orig_nr.take() {
             let path = knob_path(self.knobs, self.size, b"nr_hugepages");
             let ok = path.as_ref().map(|p| write_value(p.cstr(), v).and_then(|_| read_u64(p.cstr())));
@@ -227,7 +227,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.restore(|_| {});
+        self.restore(&mut |_| {});
     }
 }
 

@@ -246,7 +246,7 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     let mut pool = None;
     let r = race_mode(cfg, rep, &mut rec, &mut pool, allowed, origin);
     if let Some(mut p) = pool {
-        p.restore(|w| rep.warn(&|l| {
+        p.restore(&mut |w| rep.warn(&|l| {
             l.b(w.as_bytes());
         }));
     }
