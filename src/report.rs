@@ -147,7 +147,7 @@ impl Reporter {
                 l.s("KTAP version 1\n1..").u(planned as u64).c(b'\n');
             }
             Format::Json => {
-                l.s("{\"tool\":\"hugerace\",\"version\":\"").s(env!("CARGO_PKG_VERSION")).s("\",\"results\":[");
+                l.s(concat!("{\"tool\":\"hugerace\",\"version\":\"", env!("CARGO_PKG_VERSION"), "\",\"results\":["));
             }
             _ => return,
         }

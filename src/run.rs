@@ -75,7 +75,7 @@ pub fn main(args: Args, mut base: Config) -> i32 {
 
 pub fn version() {
     let mut l = Line::new();
-    l.s("hugerace ").s(env!("CARGO_PKG_VERSION")).s(" (").s(env!("HUGERACE_TARGET"));
+    l.s(concat!("hugerace ", env!("CARGO_PKG_VERSION"), " (", env!("HUGERACE_TARGET")));
     let commit = env!("HUGERACE_COMMIT");
     if !commit.is_empty() {
         l.s(", commit ").s(commit);
@@ -86,10 +86,12 @@ pub fn version() {
 
 pub fn help() {
     let mut l = Line::new();
-    l.s("Usage: hugerace [OPTIONS] [shared|private|both]\n");
-    l.s("Reproduce the hugetlb alloc-instantiate race: fill the hugepage pool but one\n");
-    l.s("page, and let racers on distinct CPUs fault that page at once. A SIGBUS in a\n");
-    l.s("racer is a FAIL.\n");
+    l.s(concat!(
+        "Usage: hugerace [OPTIONS] [shared|private|both]\n",
+        "Reproduce the hugetlb alloc-instantiate race: fill the hugepage pool but one\n",
+        "page, and let racers on distinct CPUs fault that page at once. A SIGBUS in a\n",
+        "racer is a FAIL.\n",
+    ));
     l.emit(STDOUT);
     for (g, title) in cli::GROUPS.iter().enumerate() {
         l.c(b'\n').s(title).s(":\n");
@@ -113,8 +115,10 @@ pub fn help() {
             l.emit(STDOUT);
         }
     }
-    l.s("\nRoot is needed only to raise the hugepage pool; it is put back afterwards.\n");
-    l.s("Exit status per format, and what to collect after a FAIL: man hugerace.\n\nExamples:\n");
+    l.s(concat!(
+        "\nRoot is needed only to raise the hugepage pool; it is put back afterwards.\n",
+        "Exit status per format, and what to collect after a FAIL: man hugerace.\n\nExamples:\n",
+    ));
     for e in cli::EXAMPLES {
         l.s("  ").s(e).c(b'\n');
         l.emit(STDOUT);
@@ -190,7 +194,7 @@ pub fn run(cfg: &Config) -> i32 {
     let mut rel = [0u8; 65];
     let rl = sys::kernel_release(&mut rel);
     rep.info(&|l| {
-        l.s("hugerace ").s(env!("CARGO_PKG_VERSION")).s(" on Linux ").b(&rel[..rl]).s(" (").s(env!("HUGERACE_TARGET")).s("), base page ")
+        l.s(concat!("hugerace ", env!("CARGO_PKG_VERSION"), " on Linux ")).b(&rel[..rl]).s(concat!(" (", env!("HUGERACE_TARGET"), "), base page "))
             .size(sys::start::page_size() as u64);
     });
     let setup = cpus::allowed(&mut why).and_then(|a| cpus::racer_count(cfg, &a, &mut why).map(|n| (a, n)));
