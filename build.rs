@@ -11,10 +11,10 @@ fn main() {
     // The commit and its -dirty mark must follow commits on the branch (the ref file, not just
     // HEAD, which names the branch), staging (.git/index) and edits (src/).
     println!("cargo:rerun-if-changed=.git/HEAD");
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
-        if let Some(r) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed=.git/{r}");
-        }
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD")
+        && let Some(r) = head.trim().strip_prefix("ref: ")
+    {
+        println!("cargo:rerun-if-changed=.git/{r}");
     }
     println!("cargo:rerun-if-changed=.git/index");
     println!("cargo:rerun-if-changed=src");

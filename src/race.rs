@@ -117,34 +117,15 @@ pub struct Crew<'a> {
     mode: Mode,
 }
 
-static SPARE: Slot = Slot {
-    ready: AtomicU32::new(0),
-    tid: AtomicU32::new(0),
-    self_tid: AtomicU32::new(0),
-    cpu: AtomicU32::new(0),
-    state: AtomicU32::new(0),
-    step: AtomicU32::new(0),
-    errno: AtomicU32::new(0),
-    seen_cpu: AtomicU32::new(0),
-    missing: AtomicU32::new(0),
-    last: AtomicU32::new(0),
-    rt_refused: AtomicU32::new(0),
-    fault_sig: AtomicU32::new(0),
-    fault_code: AtomicU32::new(0),
-    fault_generation: AtomicU32::new(0),
-    fault_cpu: AtomicU32::new(0),
-    fault_addr: AtomicU64::new(0),
-    t0: AtomicU64::new(0),
-    t1: AtomicU64::new(0),
-};
 
 impl Crew<'_> {
     fn ctl(&self) -> &Control {
         self.ctl.head()
     }
     fn slot(&self, i: usize) -> &Slot {
-        // Slots 0..n exist (the mapping was made for them); the spare keeps this total.
-        self.ctl.slot(i).unwrap_or(&SPARE)
+        // Slots 0..n are the racers'; slot n is a spare that any index past them lands on,
+        // so this never fails.
+        self.ctl.slot(i)
     }
     fn end(&self, how: u32) {
         let ctl = self.ctl();
@@ -308,7 +289,7 @@ impl<'a> Crew<'a> {
     /// caller owns it and `Race` only borrows it (a `Race` returned by value moved the crew
     /// it held, and private-mode racer threads then read a stale copy and hung).
     pub fn new(mode: Mode, page: &'a Mapping, reset: Reset<'a>, n: usize, rt: bool, why: &mut Line) -> Step<Crew<'a>> {
-        let ctl = Shared::new(n).map_err(|e| Stop::sys(why, "mmap control page", e))?;
+        let ctl = Shared::new(n + 1).map_err(|e| Stop::sys(why, "mmap control page", e))?;
         Ok(Crew { ctl, n, page, reset, rt, parent: sys::getpid(), mode })
     }
 }

@@ -128,6 +128,18 @@ pub struct Reporter {
     verdict: Line,
 }
 
+/// Which of the summary's counters a result goes to (TINFO goes to none).
+fn counter(res: Res) -> Option<usize> {
+    Some(match res {
+        Res::Pass => PASS,
+        Res::Fail => FAIL,
+        Res::Brok => BROK,
+        Res::Conf => CONF,
+        Res::Warn => WARN,
+        Res::Info => return None,
+    })
+}
+
 const PASS: usize = 0;
 const FAIL: usize = 1;
 const BROK: usize = 2;
@@ -229,15 +241,10 @@ impl Reporter {
     }
 
     fn result_line(&mut self, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
-        let slot = match res {
-            Res::Pass => PASS,
-            Res::Fail => FAIL,
-            Res::Brok => BROK,
-            Res::Conf => CONF,
-            Res::Warn => WARN,
-            Res::Info => return self.info(&|l| {
+        let Some(slot) = counter(res) else {
+            return self.info(&|l| {
                 l.b(what).s(": ").b(msg);
-            }),
+            });
         };
         self.counts[slot] += 1;
         self.tests += 1;
@@ -395,14 +402,7 @@ mod tests {
     fn status(format: Format, results: &[Res]) -> i32 {
         let mut r = Reporter::new(format, false);
         for &res in results {
-            let slot = match res {
-                Res::Pass => PASS,
-                Res::Fail => FAIL,
-                Res::Brok => BROK,
-                Res::Conf => CONF,
-                Res::Warn => WARN,
-                Res::Info => continue,
-            };
+            let Some(slot) = counter(res) else { continue };
             r.counts[slot] += 1;
         }
         r.exit_status()

@@ -13,10 +13,6 @@ impl Fd {
     pub fn raw(&self) -> i32 {
         self.0
     }
-    /// Adopt a descriptor this process already holds (0, 1, 2).
-    pub fn borrowed(fd: i32) -> core::mem::ManuallyDrop<Fd> {
-        core::mem::ManuallyDrop::new(Fd(fd))
-    }
 }
 
 impl Drop for Fd {

@@ -126,8 +126,9 @@ impl<T: Default + Sync, U: Default + Sync> Shared<T, U> {
         core::mem::size_of::<T>().next_multiple_of(core::mem::align_of::<U>())
     }
 
+    /// A header and `n` slots; `n` must be at least 1.
     pub fn new(n: usize) -> Result<Self> {
-        if core::mem::align_of::<T>() > 4096 || core::mem::align_of::<U>() > 4096 {
+        if n == 0 || core::mem::align_of::<T>() > 4096 || core::mem::align_of::<U>() > 4096 {
             return Err(super::Errno::EINVAL);
         }
         let len = n.checked_mul(core::mem::size_of::<U>()).and_then(|s| s.checked_add(Self::slots_at())).ok_or(super::Errno::ENOMEM)?;
@@ -148,19 +149,11 @@ impl<T: Default + Sync, U: Default + Sync> Shared<T, U> {
         unsafe { &*(self.map.addr as *const T) }
     }
 
-    pub fn slot(&self, i: usize) -> Option<&U> {
-        if i >= self.n {
-            return None;
-        }
-        // SAFETY: slot i < n was initialised in `new` and lies inside the mapping.
-        Some(unsafe { &*((self.map.addr + Self::slots_at() + i * core::mem::size_of::<U>()) as *const U) })
-    }
-
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
+    /// Slot i; an index past the end gives the last slot, which a caller that may index out
+    /// of range keeps as a spare (so that this never fails and never panics).
+    pub fn slot(&self, i: usize) -> &U {
+        let i = i.min(self.n - 1);
+        // SAFETY: slot i < n was initialised in `new` (n >= 1) and lies inside the mapping.
+        unsafe { &*((self.map.addr + Self::slots_at() + i * core::mem::size_of::<U>()) as *const U) }
     }
 }

@@ -280,11 +280,6 @@ pub fn set_fifo(priority: i32) -> Result<()> {
     sc!(k::__NR_sched_setscheduler, 0, k::SCHED_FIFO, &prio as *const i32).map(drop)
 }
 
-pub fn set_normal() -> Result<()> {
-    let prio: i32 = 0;
-    // SAFETY: as set_fifo.
-    sc!(k::__NR_sched_setscheduler, 0, k::SCHED_NORMAL, &prio as *const i32).map(drop)
-}
 
 // ---- futexes (never private: the words live in memory shared between processes) ----
 
