@@ -206,9 +206,12 @@ impl Pool {
     /// lower nr_hugepages is then met at once. On failure `warn` says what is left.
     pub fn restore(&mut self, warn: &mut dyn FnMut(&mut Line)) {
         if let Some(v) = self.orig_nr.take() {
+            // Pages still in use beyond v (another process's) turn surplus and go back when
+            // freed: the pool is restored when its persistent part is v. The sysfs knob
+            // reads total pages, surplus included, so it is not the measure.
             let path = knob_path(self.knobs, self.size, b"nr_hugepages");
-            let ok = path.as_ref().map(|p| write_value(p.cstr(), v).and_then(|_| read_u64(p.cstr())));
-            if !matches!(ok, Ok(Ok(now)) if now == v) {
+            let ok = path.as_ref().map(|p| write_value(p.cstr(), v).and_then(|_| self.counts()));
+            if !matches!(ok, Ok(Ok(c)) if c.total.saturating_sub(c.surplus) == v) {
                 let mut l = Line::new();
                 l.f("could not restore {size} nr_hugepages to {}", &[self.size, v]);
                 warn(&mut l);

@@ -1,0 +1,349 @@
+//! Every detector fires (the project's rule: a check that cannot fail is a defect). Each test
+//! runs the real binary against the real kernel under `tests/helpers/inject.c`, a ptrace
+//! helper that puts one fault into one chosen system call — or takes real hugepages from
+//! the real pool at a chosen moment — and asserts the exact result line, the exit status,
+//! and the state of the pool afterwards. The helper exits only once every traced task
+//! (hugerace and its racers) is gone, with hugerace's own status.
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const K2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+const P2M: &str = "2097152";
+
+fn knob(name: &str) -> u64 {
+    std::fs::read_to_string(format!("{K2M}/{name}")).unwrap().trim().parse().unwrap()
+}
+
+fn set_knob(name: &str, v: u64) {
+    std::fs::write(format!("{K2M}/{name}"), v.to_string()).unwrap();
+}
+
+/// Root, hugetlb with 2M pages, and the x86_64 syscall ABI the helper speaks; else SKIP (a
+/// failure under HUGERACE_REQUIRE_ROOT=1).
+fn ready() -> bool {
+    if !need_root_hugetlb() {
+        return false;
+    }
+    let why = if !cfg!(target_arch = "x86_64") {
+        "the injector speaks the x86_64 syscall ABI only"
+    } else if !std::path::Path::new(K2M).exists() {
+        "no 2M hugepages"
+    } else {
+        return true;
+    };
+    if std::env::var("HUGERACE_REQUIRE_ROOT").is_ok() {
+        panic!("this test needs {why}, and HUGERACE_REQUIRE_ROOT is set");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+fn injector() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("inject");
+    BUILT.call_once(|| {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/inject.c");
+        let ok = Command::new("cc").args(["-O2", "-Wall", "-o"]).arg(&out).arg(&src).status().expect("cc").success();
+        assert!(ok, "cc {}", src.display());
+    });
+    out
+}
+
+/// `inject SPEC -- hugerace ARGS`, bounded by timeout(1) (which would kill the helper, and
+/// PTRACE_O_EXITKILL everything it traces).
+fn inject(spec: &[&str], args: &[&str]) -> Output {
+    Command::new("timeout").args(["-k", "5", "120"]).arg(injector()).args(spec).arg("--").arg(bin()).args(args).output().expect("spawn inject")
+}
+
+/// One result: exit status, stdout, and the helper's report (stderr).
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+fn run_injected(spec: &[&str], args: &[&str]) -> Run {
+    let o = inject(spec, args);
+    let r = Run { code: o.status.code().unwrap_or(-1), out: stdout(&o), err: stderr(&o) };
+    // The fault really went in (once, unless --all): no test passes on an injection that
+    // missed.
+    let n = r.err.lines().filter(|l| l.starts_with("inject: ")).count();
+    let once = !spec.contains(&"--all");
+    assert!(if once { n == 1 } else { n >= 1 }, "the injector's report:\n{}\n{}", r.err, r.out);
+    assert!(!r.err.contains("nothing injected") && !r.err.contains("inject: error"), "{}\n{}", r.err, r.out);
+    r
+}
+
+/// The result lines (not TINFO) and the summary, exactly.
+fn assert_results(r: &Run, code: i32, lines: &[&str], summary: [u32; 5]) {
+    let got: Vec<&str> = r.out.lines().filter(|l| l.starts_with("hugerace: ") && !l.starts_with("hugerace: TINFO: ")).collect();
+    assert_eq!(got, lines, "result lines:\n{}\n{}", r.out, r.err);
+    let [p, f, b, s, w] = summary;
+    let want = format!("\nSummary:\npassed   {p}\nfailed   {f}\nbroken   {b}\nskipped  {s}\nwarnings {w}\n");
+    assert!(r.out.ends_with(&want), "summary:\n{}", r.out);
+    assert_eq!(r.code, code, "exit status:\n{}\n{}", r.out, r.err);
+}
+
+/// Nothing of the run is left: the knobs as expected, no page in use or surplus, no
+/// private mount or /run directory.
+fn assert_clean(expected: &PoolState, what: &str) {
+    assert_eq!(&PoolState::read(), expected, "{what}: pool knobs");
+    assert_eq!(knob("free_hugepages"), knob("nr_hugepages"), "{what}: hugepages still in use");
+    assert_eq!(knob("surplus_hugepages"), 0, "{what}: surplus hugepages left");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    assert!(!mounts.lines().any(|l| l.starts_with("hugerace ") || l.contains("/run/hugerace")), "{what}: mount left:\n{mounts}");
+    let run = std::fs::read_dir("/run").map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugerace."))).unwrap_or(false);
+    assert!(!run, "{what}: /run/hugerace.* left");
+}
+
+/// An empty 2M pool without overcommit, so that hugerace raises it by exactly 2.
+fn empty_pool(g: &PoolGuard) -> PoolState {
+    g.set_nr(2048, 0);
+    set_knob("nr_overcommit_hugepages", 0);
+    PoolState::read()
+}
+
+/// The first two CPUs this process may run on.
+fn two_cpus() -> Option<(u32, u32)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?.trim().to_string();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+        cpus.extend(a..=b);
+    }
+    (cpus.len() >= 2).then(|| (cpus[0], cpus[1]))
+}
+
+// ---- (1) the pool changes under the run: real hugepages taken at the worst moments ----
+
+#[test]
+fn a_page_taken_before_the_fill_is_tbrok_pool_changed() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // Right after the pool was raised to 2 and the file opened, one of the two pages goes.
+    let r = run_injected(&["steal", "memfd_create", P2M], &["shared", "-i", "3"]);
+    assert!(r.err.contains("stole 1 hugepage(s) of 2097152 bytes at memfd_create #1"), "{}", r.err);
+    assert_results(&r, 2, &["hugerace: TBROK: shared 2M: the pool changed under us: 1 pages available, needed 2"], [0, 0, 1, 0, 0]);
+    // Restored although the helper held a page while hugerace put the pool back (that page
+    // turned surplus and went with the helper): no TWARN, nothing left.
+    assert_clean(&expected, "steal before the fill");
+}
+
+#[test]
+fn a_page_taken_during_the_fill_is_tbrok_pool_changed() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // The fill is the first fallocate (the racers' hole punches come later): once it has
+    // instantiated its page, the page left free goes.
+    let r = run_injected(&["steal", "fallocate", P2M], &["shared", "-i", "3"]);
+    assert!(r.err.contains("at fallocate #1"), "{}", r.err);
+    assert_results(
+        &r,
+        2,
+        &["hugerace: TBROK: shared 2M: the pool changed under us: after taking 1 pages, 0 are available, expected 1"],
+        [0, 0, 1, 0, 0],
+    );
+    assert_clean(&expected, "steal after the fill");
+}
+
+#[test]
+fn a_fill_the_kernel_refuses_is_tbrok_naming_the_errno() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // Both pages taken between the count and the fill: the kernel refuses the fallocate.
+    let r = run_injected(&["steal", "ftruncate", P2M, "2"], &["private", "-i", "3"]);
+    assert!(r.err.contains("stole 2 hugepage(s)"), "{}", r.err);
+    assert_results(
+        &r,
+        2,
+        &["hugerace: TBROK: private 2M: instantiating 1 pages failed: ENOSPC (the pool changed under us, or a hugetlb cgroup limit?)"],
+        [0, 0, 1, 0, 0],
+    );
+    assert_clean(&expected, "fill refused");
+}
+
+#[test]
+fn a_kernel_that_gives_fewer_pages_than_asked_is_tconf() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // Writing nr_hugepages "succeeds" without a page more, as on a fragmented machine.
+    let nr = format!("{K2M}/nr_hugepages");
+    let r = run_injected(&["--fd", "0", &nr, "return", "write", "2"], &["shared", "-i", "3"]);
+    assert_results(
+        &r,
+        32,
+        &["hugerace: TCONF: shared 2M: asked the kernel for 2 2M hugepages, it gave 0 (memory too fragmented or too small); reserve them at boot: hugepagesz=2M hugepages=2"],
+        [0, 0, 0, 1, 0],
+    );
+    assert_clean(&expected, "pool not raised");
+}
+
+// ---- (2) a restore that fails: TWARN, exit bit 4, and the test puts the pool back ----
+
+#[test]
+fn a_failed_nr_hugepages_restore_is_twarn_and_says_what_is_left() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // The second write to nr_hugepages is the restore (the first raised the pool to 2).
+    let nr = format!("{K2M}/nr_hugepages");
+    let r = run_injected(&["--after", "1", "--fd", "0", &nr, "fail", "write", "EIO"], &["shared", "-i", "3"]);
+    assert!(r.err.contains("failed write #2 with errno 5"), "{}", r.err);
+    assert_results(
+        &r,
+        4,
+        &[
+            "hugerace: TWARN: could not restore 2M nr_hugepages to 0",
+            "hugerace: TPASS: shared 2M: no SIGBUS in 3 races of 2 racers on the last free hugepage",
+        ],
+        [1, 0, 0, 0, 1],
+    );
+    // What the warning says is left: the raised pool, its pages all free again.
+    let left = (knob("nr_hugepages"), knob("free_hugepages"), knob("nr_overcommit_hugepages"));
+    set_knob("nr_hugepages", 0);
+    assert_eq!(left, (2, 2, 0), "after a failed restore: (nr, free, overcommit)");
+    assert_clean(&expected, "failed restore put back by the test");
+}
+
+#[test]
+fn a_failed_overcommit_restore_is_twarn_and_says_what_is_left() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    empty_pool(&g);
+    set_knob("nr_overcommit_hugepages", 4);
+    let expected = PoolState::read();
+    // Opened for writing twice: set to 0 before the race, back to 4 after it.
+    let oc = format!("{K2M}/nr_overcommit_hugepages");
+    let r = run_injected(&["--after", "1", "--str", "1", &oc, "--mask", "2", "3", "1", "fail", "openat", "EACCES"], &["private", "-i", "3"]);
+    assert!(r.err.contains("failed openat #2 with errno 13"), "{}", r.err);
+    assert_results(
+        &r,
+        4,
+        &[
+            "hugerace: TWARN: could not restore 2M nr_overcommit_hugepages to 4",
+            "hugerace: TPASS: private 2M: no SIGBUS in 3 races of 2 racers on the last free hugepage",
+        ],
+        [1, 0, 0, 0, 1],
+    );
+    let left = (knob("nr_overcommit_hugepages"), knob("nr_hugepages"));
+    set_knob("nr_overcommit_hugepages", 4);
+    assert_eq!(left, (0, 0), "after a failed restore: overcommit left at 0, the pool itself restored");
+    assert_clean(&expected, "failed overcommit restore put back by the test");
+}
+
+// ---- (3) racers: pinning, setup and the page reset ----
+
+#[test]
+fn a_racer_not_on_its_cpu_is_tbrok_naming_both_cpus() {
+    if !ready() {
+        return;
+    }
+    let Some((a, b)) = two_cpus() else {
+        eprintln!("SKIP: fewer than two CPUs allowed");
+        return;
+    };
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    let cpus = format!("{a},{b}");
+    for mode in ["shared", "private"] {
+        // Racer 1, pinned to CPU a, is told by getcpu that it runs on CPU b.
+        let r = run_injected(&["cpu", &a.to_string(), &b.to_string()], &[mode, "-c", &cpus, "-i", "3"]);
+        assert!(r.err.contains(&format!("getcpu reported CPU {a} as CPU {b}")), "{}", r.err);
+        assert_results(&r, 2, &[&format!("hugerace: TBROK: {mode} 2M: racer 1: pinned to CPU {a} but runs on CPU {b}")], [0, 0, 1, 0, 0]);
+        assert_clean(&expected, mode);
+    }
+}
+
+#[test]
+fn a_racer_stuck_in_setup_is_tbrok_within_the_setup_bound() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    for mode in ["shared", "private"] {
+        // The first racer to pin itself is held there (a ptrace stop) until it is killed.
+        let r = run_injected(&["hold", "sched_setaffinity"], &[mode, "-i", "3"]);
+        assert!(r.err.contains("holding tid"), "{}", r.err);
+        assert_results(&r, 2, &[&format!("hugerace: TBROK: {mode} 2M: only 1 of 2 racers finished their setup within 2 s")], [0, 0, 1, 0, 0]);
+        assert_clean(&expected, mode);
+    }
+}
+
+#[test]
+fn a_racer_whose_parent_is_gone_is_tbrok() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // A racer process that finds itself reparented must not race on (nor outlive the run).
+    let r = run_injected(&["return", "getppid", "1"], &["shared", "-i", "3"]);
+    let got: Vec<&str> = r.out.lines().filter(|l| l.contains(": TBROK: ")).collect();
+    assert_eq!(got.len(), 1, "{}", r.out);
+    let ok = ["1", "2"].iter().any(|n| got[0] == format!("hugerace: TBROK: shared 2M: racer {n}: its parent exited during setup"));
+    assert!(ok, "{}", r.out);
+    assert_eq!(r.code, 2, "{}", r.out);
+    assert_clean(&expected, "parent gone");
+}
+
+#[test]
+fn a_failed_page_reset_between_iterations_is_tbrok() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // The shared page goes back by a hole punch (fallocate, mode PUNCH_HOLE|KEEP_SIZE), the
+    // private one by madvise(MADV_DONTNEED); the first reset follows iteration 1.
+    for (mode, spec, errno) in [
+        ("shared", &["--mask", "1", "3", "3", "fail", "fallocate", "EIO"][..], "EIO"),
+        ("private", &["--mask", "2", "0xff", "4", "fail", "madvise", "EINVAL"][..], "EINVAL"),
+    ] {
+        let r = run_injected(spec, &[mode, "-i", "5"]);
+        assert_results(&r, 2, &[&format!("hugerace: TBROK: {mode} 2M: giving the contested page back after iteration 1: {errno}")], [0, 0, 1, 0, 0]);
+        assert!(!r.out.contains("TFAIL"), "{}", r.out);
+        assert_clean(&expected, mode);
+    }
+}
+
+// ---- the generic syscall-failure family: TBROK with the errno's name, all restored ----
+
+#[test]
+fn a_failed_setup_call_is_tbrok_naming_the_call_and_errno() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    let r = run_injected(&["fail", "ftruncate", "ENOSPC"], &["shared", "-i", "3"]);
+    assert_results(&r, 2, &["hugerace: TBROK: shared 2M: ftruncate: ENOSPC"], [0, 0, 1, 0, 0]);
+    assert_clean(&expected, "ftruncate");
+    // The contested page: every mapping of a file (not MAP_ANONYMOUS; the direct one and
+    // the aligned retry).
+    let r = run_injected(&["--all", "--mask", "3", "0x20", "0", "fail", "mmap", "ENOMEM"], &["private", "-i", "3"]);
+    assert_eq!(r.err.matches("failed mmap").count(), 2, "{}", r.err);
+    assert_results(&r, 2, &["hugerace: TBROK: private 2M: mmap of the contested page (MAP_PRIVATE): ENOMEM"], [0, 0, 1, 0, 0]);
+    assert_clean(&expected, "mmap");
+}
