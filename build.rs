@@ -57,6 +57,12 @@ fn main() {
     if !via_cc {
         let page = if arch == "aarch64" || arch.starts_with("arm") || arch.starts_with("powerpc64") { 65536 } else { 4096 };
         ld(&format!("-zmax-page-size={page}"));
+        // GNU ld (big-endian ppc64 only) otherwise pads the file up to 4K so that the data
+        // segment ends on a common page: it varies from build to build by up to 4K, for no
+        // gain on a binary this small. Congruence modulo max-page-size is kept.
+        if target.starts_with("powerpc64-") {
+            ld("-zcommon-page-size=8");
+        }
     }
     // Nothing unwinds (panic = "abort"), yet core arrives with unwind tables (ARM's own
     // exidx/extab on armv7): drop them, and the compilers' version notes (.comment).
