@@ -228,7 +228,8 @@ fn termination_signals_while_racing_are_tbrok_and_restore_everything() {
             let what = format!("{name} while racing {mode}");
             assert_eq!(code, Some(2), "{what}: {out}");
             assert!(out.contains(&format!("TBROK: {mode} 2M: interrupted by {name}")), "{what}: {out}");
-            assert!(t0.elapsed() < Duration::from_secs(5), "{what}: took {:?}", t0.elapsed());
+            // Not a speed figure: the run stopped on the signal, not at the end of its -I 30.
+            assert!(t0.elapsed() < Duration::from_secs(15), "{what}: took {:?}", t0.elapsed());
             assert_gone(&kids, &what);
             assert_clean(&expected, &what);
         }
