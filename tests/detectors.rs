@@ -55,7 +55,11 @@ fn injector() -> PathBuf {
 /// `inject SPEC -- hugerace ARGS`, bounded by timeout(1) (which would kill the helper, and
 /// PTRACE_O_EXITKILL everything it traces).
 fn inject(spec: &[&str], args: &[&str]) -> Output {
-    Command::new("timeout").args(["-k", "5", "120"]).arg(injector()).args(spec).arg("--").arg(bin()).args(args).output().expect("spawn inject")
+    inject_within(200, spec, args)
+}
+
+fn inject_within(secs: u32, spec: &[&str], args: &[&str]) -> Output {
+    Command::new("timeout").args(["-k", "5", &secs.to_string()]).arg(injector()).args(spec).arg("--").arg(bin()).args(args).output().expect("spawn inject")
 }
 
 /// One result: exit status, stdout, and the helper's report (stderr).
@@ -66,7 +70,10 @@ struct Run {
 }
 
 fn run_injected(spec: &[&str], args: &[&str]) -> Run {
-    let o = inject(spec, args);
+    check_injected(inject(spec, args), spec)
+}
+
+fn check_injected(o: Output, spec: &[&str]) -> Run {
     let r = Run { code: o.status.code().unwrap_or(-1), out: stdout(&o), err: stderr(&o) };
     // The fault really went in (once, unless --all): no test passes on an injection that
     // missed.
@@ -346,4 +353,69 @@ fn a_failed_setup_call_is_tbrok_naming_the_call_and_errno() {
     assert_eq!(r.err.matches("failed mmap").count(), 2, "{}", r.err);
     assert_results(&r, 2, &["hugerace: TBROK: private 2M: mmap of the contested page (MAP_PRIVATE): ENOMEM"], [0, 0, 1, 0, 0]);
     assert_clean(&expected, "mmap");
+}
+
+// ---- a racer that stops or comes late, once the race is under way ----
+
+/// A racer's sleep between iterations (futex FUTEX_WAIT with no timeout; the parent's own
+/// waits have one, and wakes are another op).
+const RACER_SLEEP: [&str; 8] = ["--mask", "1", "0x7f", "0", "--mask", "3", "0xffffffffffffffff", "0"];
+
+#[test]
+fn a_racer_stopped_while_closing_an_iteration_is_tbrok_from_the_parent() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // The racer that closes iteration 1 is held at the page's reset: no partner spins on it
+    // (they sleep until the next generation), so only the parent's watch can see it.
+    for (mode, spec) in [("shared", &["--mask", "1", "3", "3", "hold", "fallocate"][..]), ("private", &["--mask", "2", "0xff", "4", "hold", "madvise"][..])] {
+        let r = run_injected(spec, &[mode, "-i", "5"]);
+        let line = r.out.lines().find(|l| l.contains(": TBROK: ")).unwrap_or_default().to_string();
+        let ok = ["1", "2"].iter().any(|n| line == format!("hugerace: TBROK: {mode} 2M: racer {n} never reached the start line: it is stopped (SIGSTOP or a debugger) at iteration 2"));
+        assert!(ok, "{}\n{}", r.out, r.err);
+        assert_results(&r, 2, &[&line], [0, 0, 1, 0, 0]);
+        assert_clean(&expected, mode);
+    }
+}
+
+#[test]
+fn a_late_racer_is_tbrok_from_its_partners_spin_bound() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // One racer sleeps 4 s instead of waiting for the next generation: it is neither stopped
+    // nor gone, so it is its partner, spinning at the start line, that gives up after 2 s;
+    // the late racer then closes the iteration and tells.
+    for mode in ["shared", "private"] {
+        let spec = [&RACER_SLEEP[..], &["sleep", "futex", "4"]].concat();
+        let r = run_injected(&spec, &[mode, "-i", "20"]);
+        let line = r.out.lines().find(|l| l.contains(": TBROK: ")).unwrap_or_default().to_string();
+        let prefix = format!("hugerace: TBROK: {mode} 2M: racer ");
+        assert!(line.starts_with(&prefix) && line.contains(") never reached the start line (stopped or starved?) in iteration "), "{}\n{}", r.out, r.err);
+        assert_results(&r, 2, &[&line], [0, 0, 1, 0, 0]);
+        assert!(!r.out.contains("TFAIL"), "{}", r.out);
+        assert_clean(&expected, mode);
+    }
+}
+
+#[test]
+fn an_iteration_that_never_ends_is_tbrok_after_120_s() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    let expected = empty_pool(&g);
+    // A racer that never comes back (a 200 s sleep, not a stop the parent could see): its
+    // partner gives up at the start line, nobody closes the iteration, and the parent's last
+    // bound ends the run. This test takes those 120 s.
+    let spec = [&RACER_SLEEP[..], &["sleep", "futex", "200"]].concat();
+    let r = check_injected(inject_within(300, &spec, &["shared", "-i", "20"]), &spec);
+    let line = r.out.lines().find(|l| l.contains(": TBROK: ")).unwrap_or_default().to_string();
+    assert!(line.starts_with("hugerace: TBROK: shared 2M: iteration ") && line.ends_with(" did not end within 120 s"), "{}\n{}", r.out, r.err);
+    assert_results(&r, 2, &[&line], [0, 0, 1, 0, 0]);
+    assert_clean(&expected, "never-ending iteration");
 }

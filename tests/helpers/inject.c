@@ -1,4 +1,4 @@
-/* inject [--after N] [--all] [--str IDX S] [--fd IDX PATH] [--mask IDX MASK VALUE] ACTION -- PROGRAM ARGS...
+/* inject [--after N] [--all] [--str IDX S] [--fd IDX PATH] [--mask IDX MASK VALUE]... ACTION -- PROGRAM ARGS...
  *
  * Run PROGRAM under ptrace (every thread and child process it makes) and inject one fault
  * at a chosen system call, deterministically. x86_64 syscall ABI only: a helper for the
@@ -7,7 +7,8 @@
  * Which call: the syscall named in ACTION, in any task, whose arguments pass the filters:
  *   --str IDX S           argument IDX (0-based) points at the NUL-terminated string S
  *   --fd IDX PATH         argument IDX is a descriptor of the file PATH (its /proc link)
- *   --mask IDX MASK VALUE (argument IDX & MASK) == VALUE  (numbers in C syntax: 0x41)
+ *   --mask IDX MASK VALUE (argument IDX & MASK) == VALUE  (numbers in C syntax: 0x41); up
+ *                         to four, all of which must hold
  * --after N skips the first N matching calls; the fault goes into the next one only, or
  * into every later one with --all.
  *
@@ -17,6 +18,9 @@
  *   return SYSCALL VALUE     the call is not made and returns VALUE, as if it had worked
  *   hold SYSCALL             the calling task is held stopped at the call's entry until it
  *                            is killed or PROGRAM ends (then it is killed)
+ *   sleep SYSCALL SECONDS    the call becomes nanosleep(SECONDS) and returns 0: the task is
+ *                            late but neither stopped nor gone (the timespec goes 4K below
+ *                            the caller's stack pointer)
  *   steal SYSCALL SIZE [N]   once the call has returned, this helper takes N (default 1)
  *                            hugepages of SIZE bytes into a memfd of its own (fallocate, so
  *                            a missing page is an error here, never a SIGBUS), and holds
@@ -73,7 +77,7 @@ static const struct { const char *name; int e; } ERRNOS[] = {
     {"EOPNOTSUPP", EOPNOTSUPP},
 };
 
-enum action { FAIL, RETURN, HOLD, STEAL, CPU };
+enum action { FAIL, RETURN, HOLD, SLEEP, STEAL, CPU };
 
 static struct {
     enum action action;
@@ -82,15 +86,16 @@ static struct {
     long ret;                /* FAIL (-errno), RETURN */
     unsigned long size, n;   /* STEAL */
     unsigned from, to;       /* CPU */
+    unsigned long secs;      /* SLEEP */
     unsigned long after;
     int all;
     int str_idx;
     const char *str;
     int fd_idx;
     const char *fd_path;
-    int mask_idx;
-    unsigned long mask, value;
-} opt = {.str_idx = -1, .fd_idx = -1, .mask_idx = -1, .n = 1};
+    int masks;
+    struct { int idx; unsigned long mask, value; } mask[4];
+} opt = {.str_idx = -1, .fd_idx = -1, .n = 1};
 
 static pid_t main_pid;
 static unsigned long matched, injected;
@@ -106,7 +111,7 @@ static void die(const char *fmt, ...) {
 
 static void usage(void) {
     fprintf(stderr, "usage: inject [--after N] [--all] [--str IDX S] [--fd IDX PATH] [--mask IDX MASK VALUE] "
-                    "fail SYSCALL ERRNO | return SYSCALL VALUE | hold SYSCALL | steal SYSCALL SIZE [N] | cpu FROM TO "
+                    "fail SYSCALL ERRNO | return SYSCALL VALUE | hold SYSCALL | sleep SYSCALL SECONDS | steal SYSCALL SIZE [N] | cpu FROM TO "
                     "-- PROGRAM ARGS...\n");
     exit(2);
 }
@@ -180,7 +185,8 @@ static int filters_pass(pid_t tid, const struct __ptrace_syscall_info *si) {
     if ((long)si->entry.nr != opt.nr) return 0;
     if (opt.str_idx >= 0 && !tracee_str_is(tid, si->entry.args[opt.str_idx], opt.str)) return 0;
     if (opt.fd_idx >= 0 && !tracee_fd_is(tid, si->entry.args[opt.fd_idx], opt.fd_path)) return 0;
-    if (opt.mask_idx >= 0 && (si->entry.args[opt.mask_idx] & opt.mask) != opt.value) return 0;
+    for (int k = 0; k < opt.masks; k++)
+        if ((si->entry.args[opt.mask[k].idx] & opt.mask[k].mask) != opt.mask[k].value) return 0;
     return 1;
 }
 
@@ -219,6 +225,22 @@ static int syscall_stop(pid_t tid) {
             fprintf(stderr, "inject: holding tid %d at %s #%lu\n", tid, opt.name, matched);
             return HELD;
         }
+        if (opt.action == SLEEP) {
+            if (!pick()) return 0;
+            struct user_regs_struct r;
+            if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0) return die("GETREGS: %s", strerror(errno)), -1;
+            unsigned long ts = (r.rsp - 4096) & ~15UL;
+            if (ptrace(PTRACE_POKEDATA, tid, (void *)ts, (void *)opt.secs) < 0 ||
+                ptrace(PTRACE_POKEDATA, tid, (void *)(ts + 8), (void *)0) < 0)
+                return die("POKEDATA: %s", strerror(errno)), -1;
+            r.orig_rax = SYS_nanosleep;
+            r.rdi = ts;
+            r.rsi = 0;
+            if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) return die("SETREGS: %s", strerror(errno)), -1;
+            injected++;
+            fprintf(stderr, "inject: %s #%lu slept %lu s instead (tid %d)\n", opt.name, matched, opt.secs, tid);
+            return 0;
+        }
         if (opt.action == FAIL || opt.action == RETURN) {
             if (!pick()) return 0;
             struct user_regs_struct r;
@@ -244,6 +266,7 @@ static int syscall_stop(pid_t tid) {
         else fprintf(stderr, "inject: skipped %s #%lu, returned %ld (tid %d)\n", opt.name, matched, opt.ret, tid);
         return 0;
     case HOLD:
+    case SLEEP:
         return 0;
     case STEAL:
         if (!pick()) return 0;
@@ -281,13 +304,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--str") && i + 2 < argc) {
             opt.str_idx = (int)num(argv[++i]);
             opt.str = argv[++i];
-        } else if (!strcmp(argv[i], "--mask") && i + 3 < argc) {
-            opt.mask_idx = (int)num(argv[++i]);
-            opt.mask = num(argv[++i]);
-            opt.value = num(argv[++i]);
+        } else if (!strcmp(argv[i], "--mask") && i + 3 < argc && opt.masks < 4) {
+            int k = opt.masks++;
+            opt.mask[k].idx = (int)num(argv[++i]);
+            opt.mask[k].mask = num(argv[++i]);
+            opt.mask[k].value = num(argv[++i]);
+            if (opt.mask[k].idx > 5) usage();
         } else usage();
     }
-    if (opt.str_idx > 5 || opt.fd_idx > 5 || opt.mask_idx > 5 || i >= argc) usage();
+    if (opt.str_idx > 5 || opt.fd_idx > 5 || i >= argc) usage();
     const char *a = argv[i++];
     int words = 0;
     while (i + words < argc && strcmp(argv[i + words], "--")) words++;
@@ -307,6 +332,11 @@ int main(int argc, char **argv) {
         opt.action = HOLD;
         opt.name = w[0];
         opt.nr = syscall_nr(w[0]);
+    } else if (!strcmp(a, "sleep") && words == 2) {
+        opt.action = SLEEP;
+        opt.name = w[0];
+        opt.nr = syscall_nr(w[0]);
+        opt.secs = num(w[1]);
     } else if (!strcmp(a, "steal") && (words == 2 || words == 3)) {
         opt.action = STEAL;
         opt.name = w[0];
