@@ -237,35 +237,39 @@ target_tests! {
     armv7: "armv7-unknown-linux-gnueabihf", Some("arm"), 40, false;
 }
 
-/// The size budget (24 KiB stripped, every target), printed as a table; `--ignored` makes it
-/// an assertion.
-#[test]
-fn size_table() {
-    size_check(false)
-}
-
-#[test]
-#[ignore = "the 24 KiB budget is not met yet; run with --ignored to enforce it"]
-fn size_budget() {
-    size_check(true)
-}
+/// Stripped-size budgets per target: today's size rounded up to the next 4 KiB, so that
+/// growth is a decision (raise the number here, in the same commit) and never a drift. The
+/// issue's goal, 24 KiB on every target, is printed beside them: it is not met (see the
+/// README's "Size" section for what it would take).
+const BUDGETS: [(&str, u64); 8] = [
+    ("x86_64-unknown-linux-gnu", 56 << 10),
+    ("aarch64-unknown-linux-gnu", 56 << 10),
+    ("powerpc64le-unknown-linux-gnu", 68 << 10),
+    ("powerpc64-unknown-linux-gnu", 72 << 10),
+    ("riscv64gc-unknown-linux-gnu", 52 << 10),
+    ("s390x-unknown-linux-gnu", 60 << 10),
+    ("i686-unknown-linux-gnu", 60 << 10),
+    ("armv7-unknown-linux-gnueabihf", 64 << 10),
+];
+const GOAL: u64 = 24 << 10;
 
 /// Prints the size table; asserts that every target `make cross` was asked to build
-/// (HUGERACE_CROSS_TARGETS) has its binary, and with `strict` that each fits 24 KiB.
-fn size_check(strict: bool) {
+/// (HUGERACE_CROSS_TARGETS) has its binary, and that each binary fits its budget.
+#[test]
+fn size_table() {
     let wanted = std::env::var("HUGERACE_CROSS_TARGETS").unwrap_or_default();
     let missing: Vec<&str> = wanted.split_whitespace().filter(|t| !target_dir().join(t).join("release/hugerace").exists()).collect();
     assert!(missing.is_empty(), "targets make cross should have built are missing: {missing:?}");
     let mut over = Vec::new();
-    eprintln!("{:<34} {:>8}", "target", "bytes");
-    for t in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "powerpc64-unknown-linux-gnu", "riscv64gc-unknown-linux-gnu", "s390x-unknown-linux-gnu", "i686-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"] {
+    eprintln!("{:<34} {:>8} {:>8} {:>8}", "target", "bytes", "budget", "goal");
+    for (t, budget) in BUDGETS {
         let p = target_dir().join(t).join("release/hugerace");
         if let Ok(m) = std::fs::metadata(&p) {
-            eprintln!("{t:<34} {:>8}", m.len());
-            if m.len() > 24 * 1024 {
-                over.push(t);
+            eprintln!("{t:<34} {:>8} {budget:>8} {GOAL:>8}", m.len());
+            if m.len() > budget {
+                over.push(format!("{t}: {} > {budget}", m.len()));
             }
         }
     }
-    assert!(!strict || over.is_empty(), "over 24 KiB: {over:?}");
+    assert!(over.is_empty(), "over budget (stripped bytes): {over:?}");
 }
