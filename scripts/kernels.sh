@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kernels the boot tests run, cached outside the clone.
 #
-#   scripts/kernels.sh ARCH     ARCH: amd64 | arm64 | ppc64el | ppc64be
+#   scripts/kernels.sh ARCH     ARCH: amd64 | arm64 | ppc64el | ppc64be | arm64-64k
 #
 # Prints the path of a bootable kernel image on stdout and exits 0. When no kernel can be had
 # (no registry and nothing cached, no linux-source), prints one line `SKIP: <reason>` and exits
@@ -13,23 +13,26 @@
 # apt state of its own under the cache (APT::Architecture, lists, archives, an empty dpkg
 # status), so the system's dpkg architectures and lists are never touched.
 #
-# ppc64be: Debian ships no big-endian ppc64 kernel. Build one from Debian's linux-source with
-# boot/ppc64be.config over allnoconfig and gcc-powerpc64-linux-gnu; the vmlinux is cached under
-# the source version and a hash of the config and this recipe.
+# ppc64be, arm64-64k: Debian ships no big-endian ppc64 kernel, and no arm64 kernel with 64K
+# base pages. Build each from Debian's linux-source with boot/<ARCH>.config over allnoconfig
+# and the cross compiler (gcc-powerpc64-linux-gnu, gcc-aarch64-linux-gnu), one at a time; the
+# image (vmlinux, arm64's Image) is cached under the source version and a hash of the config
+# and this recipe.
 #
 # Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
 #   apt/<arch>/                  that arch's apt lists and package cache
 #   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package (the .deb is not kept)
-#   src/linux-source-<ver>/       the unpacked kernel source (ppc64be)    } removed after a build
-#   build/ppc64be-<ver>/          the object tree (O=)                     } unless
+#   src/linux-source-<ver>/       the unpacked kernel source (shared)     } removed after a build
+#   build/<arch>-<ver>/           the object tree (O=)                     } unless
 #                                 HUGERACE_KEEP_KERNEL_TREE=1 (incremental rebuilds when the config changes)
-#   kernels/ppc64be/<key>/vmlinux the built kernel, and its .config
-# A new kernel version (or BE config) prunes the entries it supersedes.
+#   kernels/ppc64be/<key>/vmlinux the built kernels, and their .config
+#   kernels/arm64-64k/<key>/Image
+# A new kernel version (or config) prunes the entries it supersedes.
 set -euo pipefail
 
 CACHE=${HUGERACE_CACHE:-/var/cache/hugerace}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-ARCH=${1:?usage: kernels.sh amd64|arm64|ppc64el|ppc64be}
+ARCH=${1:?usage: kernels.sh amd64|arm64|ppc64el|ppc64be|arm64-64k}
 
 log() { printf 'kernels[%s]: %s\n' "$ARCH" "$*" >&2; }
 skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
@@ -39,11 +42,12 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$ARCH"
 flock 9
 
-# Remove every entry of a cache directory but the one just made current (superseded kernel
-# versions, object trees and sources of older linux-source releases).
+# Remove every entry of a cache directory (whose name starts with PREFIX, if given) but the one
+# just made current (superseded kernel versions, object trees and sources of older
+# linux-source releases).
 prune() {
-    local parent=$1 keep=$2 d
-    for d in "$parent"/*; do
+    local parent=$1 keep=$2 prefix=${3:-} d
+    for d in "$parent/$prefix"*; do
         [ -e "$d" ] && [ "$d" != "$keep" ] && { log "pruning $d"; rm -rf "$d"; }
     done
     return 0
@@ -113,10 +117,14 @@ debian_kernel() {
     echo "$img"
 }
 
-# ---- the big-endian ppc64 kernel ----
+# ---- kernels built here: big-endian ppc64, arm64 with 64K pages ----
 
-be_kernel() {
-    local frag="$HERE/boot/ppc64be.config" cc=powerpc64-linux-gnu- srcpkg ver tarball key hash
+# built_kernel NAME KARCH CROSS_COMPILE TARGET IMAGE: build `make TARGET` for ARCH=KARCH from
+# Debian's linux-source, with boot/NAME.config over allnoconfig, and cache the file IMAGE (a
+# path in the object tree) as kernels/NAME/<key>/<its basename>.
+built_kernel() {
+    local name=$1 karch=$2 cc=$3 target=$4 image=$5
+    local frag="$HERE/boot/$name.config" file=${image##*/} srcpkg ver tarball key hash
     local src obj out
     # Bump when the build recipe below changes in a way that changes the kernel.
     local recipe="allnoconfig+KCONFIG_ALLCONFIG v1"
@@ -124,19 +132,22 @@ be_kernel() {
     ver=$( [ -n "$srcpkg" ] && dpkg-query -W -f='${Version}' "$srcpkg" 2>/dev/null) || true
     hash=$( { cat "$frag"; echo "$recipe"; } | sha256sum | cut -c1-12)
     if [ -z "$ver" ]; then
-        out=$({ ls -1d "$CACHE/kernels/ppc64be"/*-"$hash"/vmlinux 2>/dev/null || true; } | sort -V | tail -n1)
+        out=$({ ls -1d "$CACHE/kernels/$name"/*-"$hash/$file" 2>/dev/null || true; } | sort -V | tail -n1)
         [ -n "$out" ] && { log "linux-source not installed; using the cached $out"; echo "$out"; return 0; }
-        skip "linux-source is not installed (make boot-deps) and no big-endian kernel is cached"
+        skip "linux-source is not installed (make boot-deps) and no $name kernel is cached"
     fi
     key="$ver-$hash"
-    out="$CACHE/kernels/ppc64be/$key"
-    if [ -e "$out/vmlinux" ]; then
+    out="$CACHE/kernels/$name/$key"
+    if [ -e "$out/$file" ]; then
         log "$srcpkg $ver, config $hash (cached)"
-        echo "$out/vmlinux"; return 0
+        echo "$out/$file"; return 0
     fi
     command -v "${cc}gcc" >/dev/null || skip "${cc}gcc is missing (make boot-deps)"
     tarball=/usr/src/$srcpkg.tar.xz
     [ -r "$tarball" ] || skip "$tarball is missing"
+    # The unpacked source is shared by every kernel built here (and removed after a build).
+    exec 7>"$CACHE/.lock-src"
+    flock 7
     src="$CACHE/src/$srcpkg-$ver"
     if [ ! -e "$src/.done" ]; then
         log "unpacking $tarball"
@@ -147,10 +158,10 @@ be_kernel() {
         touch "$src/.done"
     fi
     # Keyed by the source version only: a changed config rebuilds incrementally.
-    obj="$CACHE/build/ppc64be-$ver"
+    obj="$CACHE/build/$name-$ver"
     mkdir -p "$obj"
-    local mk=(make -s -C "$src" O="$obj" ARCH=powerpc CROSS_COMPILE="$cc")
-    log "configuring (allnoconfig + boot/ppc64be.config)"
+    local mk=(make -s -C "$src" O="$obj" ARCH="$karch" CROSS_COMPILE="$cc")
+    log "configuring (allnoconfig + boot/$name.config)"
     "${mk[@]}" KCONFIG_ALLCONFIG="$frag" allnoconfig >&2
     # Every symbol the fragment asks for must have survived Kconfig's dependencies.
     local missing=""
@@ -158,29 +169,30 @@ be_kernel() {
         case $line in CONFIG_*=*) grep -qx "$line" "$obj/.config" || missing+=" $line";; esac
     done <"$frag"
     [ -z "$missing" ] || { log "config lost:$missing"; exit 1; }
-    log "building vmlinux ($(nproc) jobs, niced)"
+    log "building $target ($(nproc) jobs, niced)"
     local t0=$SECONDS
-    nice -n 10 "${mk[@]}" -j"$(nproc)" vmlinux >&2
+    nice -n 10 "${mk[@]}" -j"$(nproc)" "$target" >&2
     log "built in $((SECONDS - t0))s"
     mkdir -p "$out"
-    cp "$obj/vmlinux" "$out/vmlinux.tmp"
+    cp "$obj/$image" "$out/$file.tmp"
     cp "$obj/.config" "$out/config"
-    mv "$out/vmlinux.tmp" "$out/vmlinux"
-    prune "$CACHE/kernels/ppc64be" "$out"
+    mv "$out/$file.tmp" "$out/$file"
+    prune "$CACHE/kernels/$name" "$out"
     if [ -n "${HUGERACE_KEEP_KERNEL_TREE:-}" ]; then
-        prune "$CACHE/build" "$obj"
+        prune "$CACHE/build" "$obj" "$name-"
         prune "$CACHE/src" "$src"
     else
         # 1.6G of source and objects: unpacked again (~15s) the next time a build is needed.
         rm -rf "$CACHE/build" "$CACHE/src"
     fi
-    echo "$out/vmlinux"
+    echo "$out/$file"
 }
 
 case $ARCH in
     amd64) debian_kernel amd64 linux-image-amd64 ;;
     arm64) debian_kernel arm64 linux-image-arm64 ;;
     ppc64el) debian_kernel ppc64el linux-image-powerpc64le ;;
-    ppc64be) be_kernel ;;
+    ppc64be) built_kernel ppc64be powerpc powerpc64-linux-gnu- vmlinux vmlinux ;;
+    arm64-64k) built_kernel arm64-64k arm64 aarch64-linux-gnu- Image arch/arm64/boot/Image ;;
     *) echo "unknown arch $ARCH" >&2; exit 1 ;;
 esac
