@@ -45,7 +45,10 @@ clean:
 # `make initramfs TARGET=<triple>` writes target/<triple>/initramfs.cpio.gz: /init (the binary)
 # plus /dev/console (char 5:1), /dev, /proc and /sys, as a gzip newc cpio, built without root.
 # `make boot-test` boots each machine of scripts/boot.sh; kernels are cached under
-# /var/cache/hugerace (scripts/kernels.sh). `make boot-deps` installs the Debian packages.
+# /var/cache/hugerace (scripts/kernels.sh): Debian's for amd64, arm64 and ppc64el, and two
+# built from Debian's linux-source with a config fragment and a cross gcc: ppc64 big-endian
+# (boot/ppc64be.config) and arm64 with 64K base pages (boot/arm64-64k.config, the machine
+# arm64-64k). `make boot-deps` installs the Debian packages.
 BOOT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
 	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu
 INITRAMFS = target/$(TARGET)/initramfs.cpio.gz
@@ -63,7 +66,7 @@ boot-deps:
 
 # Fetch (or build) every kernel ahead of the boots; each prints its path or SKIP and why.
 kernels:
-	@for a in amd64 arm64 ppc64el ppc64be; do scripts/kernels.sh $$a || true; done
+	@for a in amd64 arm64 ppc64el ppc64be arm64-64k; do scripts/kernels.sh $$a || true; done
 
 boot-test: initramfs-all
 	scripts/boot.sh

@@ -11,6 +11,7 @@
 #
 # What a positive boot must show on its console:
 #   - an `ok` line (not `# SKIP`) for each expected size in both modes, shared and private;
+#   - hugerace's `base page <size>` (from AT_PAGESZ) as the machine expects;
 #   - no `not ok` line;
 #   - `hugerace: exit 0` as the last line hugerace printed;
 #   - the kernel's `reboot: Power down`, and QEMU ending by itself within the time limit.
@@ -29,43 +30,54 @@ mkdir -p "$OUT"
 exec 8>"$OUT/.lock"
 flock 8
 
-ALL=(x86_64 x86_64-negative arm64 ppc64le-radix ppc64le-hash ppc64be)
+ALL=(x86_64 x86_64-negative arm64 arm64-64k ppc64le-radix ppc64le-hash ppc64be)
 
-# Sets, for one machine: TRIPLE KARCH QEMU (array) CONSOLE APPEND ARGS SIZES EXPECT.
+# Sets, for one machine: TRIPLE KARCH QEMU (array) CONSOLE APPEND ARGS SIZES EXPECT BASEPAGE
+# (the base page size hugerace must report, so that a kernel of the wrong page size fails).
 # Each 1G hugepage fault zeroes 1G, about 2s under TCG: the machines with 1G pages run 3
 # iterations (each of the 1G sizes is reserved at boot, two pages: the one taken and the last
 # free one). The others run PID-1 mode's defaults, with no arguments at all.
 machine() {
     local pseries=(qemu-system-ppc64 -M pseries,cap-hpt-max-page-size=16M)
-    EXPECT=pass APPEND="" ARGS=""
+    EXPECT=pass APPEND="" ARGS="" BASEPAGE=""
     case $1 in
         x86_64)
             TRIPLE=x86_64-unknown-linux-gnu KARCH=amd64 CONSOLE=ttyS0
             # 6G: with 4G, the PCI hole, the kernel and the initrd leave one free 1G range.
             QEMU=(qemu-system-x86_64 -cpu max -m 6144)
-            APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="2M 1G" ;;
+            APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="2M 1G" BASEPAGE=4K ;;
         x86_64-negative)
             TRIPLE=x86_64-unknown-linux-gnu KARCH=amd64 CONSOLE=ttyS0
             QEMU=(qemu-system-x86_64 -cpu max -m 1024)
-            ARGS="--leave-free 0 --noreserve -s 2M" SIZES="2M" EXPECT=fail ;;
+            ARGS="--leave-free 0 --noreserve -s 2M" SIZES="2M" EXPECT=fail BASEPAGE=4K ;;
         arm64)
             TRIPLE=aarch64-unknown-linux-gnu KARCH=arm64 CONSOLE=ttyAMA0
             # pauth-impdef: the same pointer authentication, far cheaper to emulate.
             # 6G: with 4G, the kernel and the initrd leave one free 1G range.
             QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -m 6144)
-            APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="64K 2M 32M 1G" ;;
+            APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="64K 2M 32M 1G" BASEPAGE=4K ;;
+        arm64-64k)
+            # 64K base pages, as RHEL's aarch64 kernels and many arm64 servers run: a kernel
+            # built here (boot/arm64-64k.config). Its sizes are 2M (contiguous PTEs), 512M (PMD)
+            # and 16G (contiguous PMDs). Each 512M fault zeroes 512M under TCG: 3 iterations,
+            # two 512M pages reserved at boot. 16G cannot be had in this guest (and the kernel
+            # has no runtime gigantic pages): the run reports it TCONF, `ok ... # SKIP`, which
+            # is not one of SIZES and does not change the exit status.
+            TRIPLE=aarch64-unknown-linux-gnu KARCH=arm64-64k CONSOLE=ttyAMA0
+            QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -m 3072)
+            APPEND="hugepagesz=512M hugepages=2" ARGS="-i 3" SIZES="2M 512M" BASEPAGE=64K ;;
         ppc64le-radix)
             TRIPLE=powerpc64le-unknown-linux-gnu KARCH=ppc64el CONSOLE=hvc0
             QEMU=("${pseries[@]}" -m 4096)
-            APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="2M 1G" ;;
+            APPEND="hugepagesz=1G hugepages=2" ARGS="-i 3" SIZES="2M 1G" BASEPAGE=64K ;;
         ppc64le-hash)
             TRIPLE=powerpc64le-unknown-linux-gnu KARCH=ppc64el CONSOLE=hvc0
             QEMU=("${pseries[@]}" -m 1024)
-            APPEND="disable_radix" SIZES="16M" ;;
+            APPEND="disable_radix" SIZES="16M" BASEPAGE=64K ;;
         ppc64be)
             TRIPLE=powerpc64-unknown-linux-gnu KARCH=ppc64be CONSOLE=hvc0
             QEMU=("${pseries[@]}" -m 1024)
-            SIZES="16M" ;;
+            SIZES="16M" BASEPAGE=64K ;;
         *) echo "unknown machine $1" >&2; return 1 ;;
     esac
 }
@@ -99,6 +111,8 @@ verdict() {
     results=$(user_lines "$log" | grep -a -cE '^(not )?ok [0-9]+ ')
     [ -n "$plan" ] || echo "no KTAP plan (1..N)"
     [ -n "$plan" ] && [ "$plan" != "$results" ] && echo "the plan announced $plan results, $results came"
+    [ -n "$BASEPAGE" ] && ! user_lines "$log" | grep -a -qE "^# hugerace .*, base page $BASEPAGE\$" &&
+        echo "hugerace did not report 'base page $BASEPAGE': the kernel's base page size is not the machine's"
     if [ "$EXPECT" = pass ]; then
         [ "$code" = 0 ] || { [ -n "$code" ] && echo "hugerace: exit $code, wanted 0"; }
         clean "$log" | grep -a -E '^not ok ' | sed 's/^/failed: /'
