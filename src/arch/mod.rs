@@ -46,6 +46,29 @@ mod wide {
 #[cfg(target_pointer_width = "64")]
 pub use wide::*;
 
+/// mmap(addr, len, prot, flags, fd, off): six registers and a byte offset, on every 64-bit
+/// arch but s390x (one pointer to the six, in its file); the 32-bit files use mmap2.
+#[cfg(all(target_pointer_width = "64", not(target_arch = "s390x")))]
+#[inline(always)]
+pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { syscall6(linux_raw_sys::general::__NR_mmap as usize, addr, len, prot, flags, fd, off as usize) }
+}
+
+/// Point a signal action's return path at the arch file's `restore_rt`, where the kernel
+/// takes one (SA_RESTORER); powerpc64 ignores a restorer and riscv64's sigaction has no
+/// field for it, so there the kernel picks the return path and the action stays as it is.
+pub fn set_restorer(sa: &mut linux_raw_sys::general::kernel_sigaction) {
+    #[cfg(not(any(target_arch = "powerpc64", target_arch = "riscv64")))]
+    {
+        sa.sa_flags |= SA_RESTORER as core::ffi::c_ulong;
+        // SAFETY: restore_rt has the shape the kernel jumps to on handler return.
+        sa.sa_restorer = unsafe { core::mem::transmute::<usize, linux_raw_sys::general::__sigrestore_t>(restore_rt as *const () as usize) };
+    }
+    #[cfg(any(target_arch = "powerpc64", target_arch = "riscv64"))]
+    let _ = sa;
+}
+
 /// fork through the old clone, for kernels before 5.3 that lack clone3: only the flags
 /// matter, and s390x takes the stack before them.
 ///

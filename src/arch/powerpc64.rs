@@ -214,15 +214,5 @@ macro_rules! entry {
     };
 }
 
-/// mmap takes its six arguments in registers here, with a byte offset.
-#[inline(always)]
-pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> usize {
-    // SAFETY: forwarded from the caller.
-    unsafe { syscall6(k::__NR_mmap as usize, addr, len, prot, flags, fd, off as usize) }
-}
-
 /// The kernel ignores a restorer on powerpc.
 pub const SA_RESTORER: u32 = 0;
-
-/// Nothing to do: the kernel picks the return path itself.
-pub fn set_restorer(_sa: &mut k::kernel_sigaction) {}

@@ -156,15 +156,5 @@ macro_rules! entry {
     };
 }
 
-/// mmap takes its six arguments in registers here, with a byte offset.
-#[inline(always)]
-pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> usize {
-    // SAFETY: forwarded from the caller.
-    unsafe { syscall6(k::__NR_mmap as usize, addr, len, prot, flags, fd, off as usize) }
-}
-
 /// riscv's sigaction has no restorer.
 pub const SA_RESTORER: u32 = 0;
-
-/// Nothing to do: the struct has no sa_restorer field and the kernel picks the return path.
-pub fn set_restorer(_sa: &mut k::kernel_sigaction) {}

@@ -169,10 +169,3 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize
 
 /// We give the kernel our own restorer rather than rely on the vDSO being mapped.
 pub const SA_RESTORER: u32 = k::SA_RESTORER;
-
-/// Point a signal action's return path at `restore_rt`.
-pub fn set_restorer(sa: &mut k::kernel_sigaction) {
-    sa.sa_flags |= SA_RESTORER as core::ffi::c_ulong;
-    // SAFETY: restore_rt has the shape the kernel jumps to on handler return.
-    sa.sa_restorer = unsafe { core::mem::transmute::<usize, k::__sigrestore_t>(restore_rt as *const () as usize) };
-}

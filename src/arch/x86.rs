@@ -214,10 +214,3 @@ pub const NR_CLOCK_NANOSLEEP: u32 = k::__NR_clock_nanosleep_time64;
 
 /// The kernel honours a restorer here.
 pub const SA_RESTORER: u32 = k::SA_RESTORER;
-
-/// Point a signal action's return path at `restore_rt`.
-pub fn set_restorer(sa: &mut k::kernel_sigaction) {
-    sa.sa_flags |= SA_RESTORER as core::ffi::c_ulong;
-    // SAFETY: restore_rt has the shape the kernel jumps to on handler return.
-    sa.sa_restorer = unsafe { core::mem::transmute::<usize, k::__sigrestore_t>(restore_rt as *const () as usize) };
-}

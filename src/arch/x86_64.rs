@@ -165,21 +165,5 @@ macro_rules! entry {
     };
 }
 
-/// mmap takes its six arguments in registers here, with a byte offset.
-#[inline(always)]
-pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> usize {
-    // SAFETY: forwarded from the caller.
-    unsafe { syscall6(linux_raw_sys::general::__NR_mmap as usize, addr, len, prot, flags, fd, off as usize) }
-}
-
 /// The kernel requires a restorer here.
 pub const SA_RESTORER: u32 = linux_raw_sys::general::SA_RESTORER;
-
-/// Point a signal action's return path at `restore_rt`.
-pub fn set_restorer(sa: &mut linux_raw_sys::general::kernel_sigaction) {
-    sa.sa_flags |= SA_RESTORER as core::ffi::c_ulong;
-    // SAFETY: restore_rt has the shape the kernel jumps to on handler return.
-    sa.sa_restorer = unsafe {
-        core::mem::transmute::<usize, linux_raw_sys::general::__sigrestore_t>(restore_rt as *const () as usize)
-    };
-}
