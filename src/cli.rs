@@ -35,6 +35,10 @@ pub struct Config {
     pub iterations: u64,
     pub duration_s: u64,
     pub rt: bool,
+    /// `--keep-going`: after a failed race, count it, re-create the state and race on.
+    pub keep_going: bool,
+    /// `--offset`: racers after the first start this many ns later (0: all at once).
+    pub offset_ns: u64,
     pub noreserve: bool,
     pub leave_free: u64,
     pub no_pool_change: bool,
@@ -58,6 +62,8 @@ impl Default for Config {
             iterations: 1,
             duration_s: 0,
             rt: false,
+            keep_going: false,
+            offset_ns: 0,
             noreserve: false,
             leave_free: 1,
             no_pool_change: false,
@@ -94,6 +100,8 @@ pub enum Key {
     Iterations,
     Duration,
     Rt,
+    KeepGoing,
+    Offset,
     NoReserve,
     LeaveFree,
     NoPoolChange,
@@ -128,11 +136,15 @@ pub const OPTIONS: &[Opt] = &[
     Opt { key: Key::Cpus, short: b'c', long: "cpus", value: "LIST", group: 1,
           help: "pin the racers: 2,5 or 0-3 [distinct cores]" },
     Opt { key: Key::Iterations, short: b'i', long: "iterations", value: "N", group: 1,
-          help: "races per mode and size [1]" },
+          help: "overlapped races per mode and size [1]" },
     Opt { key: Key::Duration, short: b'I', long: "duration", value: "SECONDS", group: 1,
           help: "race for this long instead of a count" },
     Opt { key: Key::Rt, short: 0, long: "rt", value: "", group: 1,
           help: "racers at SCHED_FIFO where permitted" },
+    Opt { key: Key::KeepGoing, short: 0, long: "keep-going", value: "", group: 1,
+          help: "after a failed race, count it and race on" },
+    Opt { key: Key::Offset, short: 0, long: "offset", value: "NS", group: 1,
+          help: "start racers 2.. this many ns after racer 1 [0]" },
     Opt { key: Key::NoReserve, short: 0, long: "noreserve", value: "", group: 2,
           help: "map the contested page MAP_NORESERVE" },
     Opt { key: Key::LeaveFree, short: 0, long: "leave-free", value: "N", group: 2,
@@ -162,7 +174,10 @@ pub const EXAMPLES: &[&str] = &[
 /// Upper bounds that keep arithmetic far from overflow; beyond them a value is refused.
 const MAX_COUNT: u64 = 1 << 40;
 const MAX_RACERS: u64 = 65536;
-const MAX_CPU: u32 = 1 << 20;
+/// The largest CPU number a racer can be pinned to (race.rs builds masks this big).
+const MAX_CPU: u32 = 8191;
+/// The largest start offset: far beyond any fault, so every race misses.
+const MAX_OFFSET_NS: u64 = 10_000_000_000;
 
 /// Parse the words after argv[0]. `words` yields each argument once, in order.
 pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result<Action, Error> {
@@ -294,13 +309,15 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
             if n < 2 {
                 return Err(Error { msg: "a race needs at least 2 CPUs", arg: val });
             }
+            // Two racers on one CPU never race: a CPU listed twice anywhere is an error.
+            let mut seen = [0u8; (MAX_CPU as usize + 1) / 8];
             let mut dup = false;
-            let mut prev: Option<u32> = None;
             let _ = parse::cpu_list(val, MAX_CPU, &mut |c| {
-                // Duplicates anywhere are found by the racers' pinning later; adjacent ones
-                // (and overlapping ranges) are caught here, which covers the common typo.
-                dup |= prev == Some(c);
-                prev = Some(c);
+                let (byte, bit) = ((c / 8) as usize, 1u8 << (c % 8));
+                if let Some(b) = seen.get_mut(byte) {
+                    dup |= *b & bit != 0;
+                    *b |= bit;
+                }
             });
             if dup {
                 return Err(Error { msg: "CPU listed twice", arg: val });
@@ -310,6 +327,8 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
         Key::Iterations => cfg.iterations = count(val, opt, MAX_COUNT, false)?,
         Key::Duration => cfg.duration_s = count(val, opt, 1 << 32, false)?,
         Key::Rt => cfg.rt = true,
+        Key::KeepGoing => cfg.keep_going = true,
+        Key::Offset => cfg.offset_ns = count(val, opt, MAX_OFFSET_NS, true)?,
         Key::NoReserve => cfg.noreserve = true,
         Key::LeaveFree => cfg.leave_free = count(val, opt, MAX_COUNT, true)?,
         Key::NoPoolChange => cfg.no_pool_change = true,
@@ -364,6 +383,9 @@ mod tests {
         assert_eq!(c.cpus, Some(&b"0-2"[..]));
         assert_eq!(c.format, Format::Json);
         assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
+        let c = run(&["--keep-going", "--offset", "2500"]).unwrap();
+        assert!(c.keep_going);
+        assert_eq!(c.offset_ns, 2500);
     }
 
     #[test]
@@ -397,6 +419,11 @@ mod tests {
             (&["-s", "3M"], "3M"),
             (&["-c", "5"], "5"),
             (&["-c", "1,1"], "1,1"),
+            (&["-n", "3", "-c", "0,1,0"], "0,1,0"),
+            (&["-c", "0-3,2"], "0-3,2"),
+            (&["-c", "0,9000"], "0,9000"),
+            (&["--offset", "x"], "x"),
+            (&["--offset", "99999999999"], "--offset"),
             (&["-c", "x"], "x"),
             (&["-m", "both", "shared"], "shared"),
             (&["-v", "-v"], "-v"),

@@ -181,10 +181,30 @@ impl HugeFile {
         Mapping::map_aligned(&self.fd, off, len, self.size as usize, flags)
     }
 
-    /// Give the last page (the contested one) back to the pool: the hole punch frees it and
-    /// unmaps it from every process.
+    /// Give the last page (the contested one) back to the pool: the hole punch frees it,
+    /// unmaps it from every process and deletes its reservation.
     pub fn punch_last(&self) -> Result<(), Errno> {
-        let at = self.pages.saturating_sub(1) * self.size;
-        sys::fallocate(&self.fd, k::FALLOC_FL_PUNCH_HOLE | k::FALLOC_FL_KEEP_SIZE, at, self.size)
+        sys::fallocate(&self.fd, k::FALLOC_FL_PUNCH_HOLE | k::FALLOC_FL_KEEP_SIZE, self.last(), self.size)
+    }
+
+    fn last(&self) -> u64 {
+        self.pages.saturating_sub(1) * self.size
+    }
+
+    /// Put the contested page (the file's last) back in race 1's state under `page`, in the
+    /// calling process. Shared: punch it out of the file, then map the range again over
+    /// `page`, which reserves it on the file again (the punch deleted the reservation).
+    /// Private: map a fresh private page over `page`, which frees the old one and reserves
+    /// anew (MADV_DONTNEED gives the reservation back only on kernels with the 2024 fix).
+    /// ENOMEM: the reservation cannot be had, someone took the free page meanwhile.
+    pub fn renew(&self, page: &Mapping, shared: bool, noreserve: bool) -> Result<(), Errno> {
+        let mut flags = if shared { k::MAP_SHARED } else { k::MAP_PRIVATE };
+        if noreserve {
+            flags |= k::MAP_NORESERVE;
+        }
+        if shared {
+            self.punch_last()?;
+        }
+        page.remap(&self.fd, self.last(), flags)
     }
 }

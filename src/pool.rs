@@ -100,6 +100,26 @@ pub fn counts(size: u64) -> Result<Counts, Errno> {
     }
 }
 
+/// The free and reserved counts of one size: what every race must start from, read
+/// before each one (two files, not four).
+pub fn free_resv(size: u64) -> Result<(u64, u64), Errno> {
+    let read = |f: &[u8]| knob(size, f).and_then(|p| read_u64(p.cstr()));
+    match (read(b"free_hugepages"), read(b"resv_hugepages")) {
+        (Ok(f), Ok(r)) => Ok((f, r)),
+        _ => counts(size).map(|c| (c.free, c.resv)),
+    }
+}
+
+/// TBROK when the counters cannot come from a sound kernel: nothing measured on them means
+/// anything, and it is the kernel's fault, not the machine's configuration.
+pub fn judge(size: u64, c: &Counts, why: &mut Line) -> Step<()> {
+    let Some(what) = c.impossible() else { return Ok(()) };
+    Err(Stop::brok(why.s("the kernel's hugepage accounting is broken (").s(what).f(
+        "): {size} pages total {}, free {}, reserved {}, surplus {}",
+        &[size, c.total, c.free, c.resv, c.surplus],
+    )))
+}
+
 /// One size's pool while we use it; `restore` puts back what we changed.
 pub struct Pool {
     pub size: u64,
@@ -130,6 +150,7 @@ impl Pool {
         let k = knobs(size);
         let mut pool = Pool { size, knobs: k, orig_nr: None, orig_overcommit: None, raised_by: 0 };
         let c = counts(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+        judge(size, &c, why)?;
         pool.no_overcommit(policy, why)?;
         let have = c.available();
         if have >= need {
@@ -159,6 +180,15 @@ impl Pool {
         pool.orig_nr = Some(c.total);
         pool.raised_by = short;
         let now = counts(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+        judge(size, &now, why)?;
+        if now.available() < need && now.total >= target {
+            // The kernel gave every page asked for, yet fewer are available: someone
+            // reserved or took them meanwhile; no fragmentation explains that.
+            return Err(Stop::brok(why.f(
+                "the pool changed under us: the kernel gave the {} {size} hugepages asked for, yet {} are available ({} free, {} reserved)",
+                &[target, size, now.available(), now.free, now.resv],
+            )));
+        }
         if now.available() < need {
             return Err(Stop::conf(
                 why.f(

@@ -91,17 +91,18 @@ pub struct Figures {
     pub skew: Summary,
     pub fault_p50: u64,
     pub elapsed_ns: u64,
+    /// Time spent in counted and missed races (warm-up laps and restarts left out).
+    pub race_ns: u64,
 }
 
 impl Figures {
-    /// Overlap in hundredths of a percent.
+    /// Races that overlapped, of all run (missed ones included), in hundredths of a percent.
     pub fn overlap_x100(&self) -> u64 {
-        let done = self.passed;
-        ((done - self.missed.min(done)) * 10_000).checked_div(done).unwrap_or(0)
+        (self.iterations * 10_000).checked_div(self.iterations + self.missed).unwrap_or(0)
     }
-    /// Completed races per second, times 10 (a race that ended in a fault is not counted).
+    /// Counted races per second of racing, times 10.
     pub fn rate_x10(&self) -> u64 {
-        if self.elapsed_ns == 0 { 0 } else { crate::stats::scale(self.passed, 10_000_000_000, self.elapsed_ns) }
+        if self.race_ns == 0 { 0 } else { crate::stats::scale(self.iterations, 10_000_000_000, self.race_ns) }
     }
 }
 
@@ -221,7 +222,7 @@ impl Reporter {
     pub fn record(&mut self, r: &Record) {
         let mut what = Line::new();
         what.s(r.mode.name()).c(b' ').size(r.pagesize);
-        if r.figs.passed > 0 {
+        if r.figs.iterations > 0 {
             self.figures_info(&what, r);
         }
         self.result_line(r.res, what.as_bytes(), r.msg.as_bytes(), Some(r));
@@ -233,8 +234,9 @@ impl Reporter {
         }
         let f = &r.figs;
         self.info(&|l| {
-            l.b(what.as_bytes()).f(if f.passed == 1 { ": {} race measured" } else { ": {} races measured" }, &[f.passed]).f(
-                ", skew p50 {}ns p90 {}ns p99 {}ns max {}ns, overlap {.2}% ({} missed), fault p50 {}ns, {.1} races/s",
+            l.b(what.as_bytes()).f(if f.iterations == 1 { ": {} race, {} failed" } else { ": {} races, {} failed" }, &[f.iterations, f.failed]).f(
+                ", skew p50 {}ns p90 {}ns p99 {}ns max {}ns, overlap {.2}% ({} missed and rerun), fault p50 {}ns, {.1} races/s \
+                 (percentiles: bucket floors, up to 6% low)",
                 &[f.skew.p50, f.skew.p90, f.skew.p99, f.skew.max, f.overlap_x100(), f.missed, f.fault_p50, f.rate_x10()],
             );
         });
@@ -455,8 +457,8 @@ mod tests {
 
     #[test]
     fn figures() {
-        let f = Figures { iterations: 200, passed: 200, missed: 1, elapsed_ns: 2_000_000_000, ..Default::default() };
-        assert_eq!(f.overlap_x100(), 9950);
+        let f = Figures { iterations: 200, passed: 200, missed: 2, race_ns: 2_000_000_000, ..Default::default() };
+        assert_eq!(f.overlap_x100(), 9900);
         assert_eq!(f.rate_x10(), 1000);
         assert_eq!(Figures::default().overlap_x100(), 0);
     }

@@ -7,7 +7,9 @@ use crate::cpus::{self, Allowed};
 use crate::hugefile::HugeFile;
 use crate::out::{Line, STDERR, STDOUT};
 use crate::pool::{self, Policy, Pool, MAX_SIZES};
+use crate::parse::Counts;
 use crate::race::{self, Crew, Outcome, Race};
+use crate::sys::Mapping;
 use crate::report::{Figures, Mode, Record, Reporter, Res, Step, Stop};
 use crate::stats::Summary;
 use crate::sys::{self, k, start::Args};
@@ -163,7 +165,7 @@ struct Clock {
 
 impl Clock {
     fn now() -> Clock {
-        Clock { ns: sys::monotonic_ns(), ticks: crate::arch::cycles() }
+        Clock { ns: sys::monotonic_ns(), ticks: sys::cycles() }
     }
 }
 
@@ -248,170 +250,325 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
         }
     };
     let mut pool = None;
-    let r = race_mode(cfg, rep, &mut rec, &mut pool, allowed, origin);
+    let mut before = None;
+    let r = race_mode(cfg, rep, &mut rec, &mut pool, &mut before, allowed, origin);
+    if let Err(s) = r {
+        rec.res = s.res;
+    }
+    if let (Some(p), Some(b)) = (&pool, before) {
+        // Every page and mapping of ours is gone by now: the racers were joined, and the
+        // file and the contested mapping were dropped with race_mode's frame.
+        judge_returned(p, &b, &mut rec);
+    }
     if let Some(mut p) = pool {
         p.restore(&mut |w| rep.warn(&|l| {
             l.b(w.as_bytes());
         }));
     }
-    if let Err(s) = r {
-        rec.res = s.res;
-    }
     rec
 }
 
-/// On failure the reason is in `rec.msg`.
-fn race_mode(cfg: &Config, rep: &mut Reporter, rec: &mut Record, pool_out: &mut Option<Pool>, allowed: &Allowed, origin: Clock) -> Step<()> {
+/// The race of one mode on one size, step by step. On failure the reason is in `rec.msg`;
+/// `before` gets the pool's counters before our pages were taken.
+fn race_mode(
+    cfg: &Config,
+    rep: &mut Reporter,
+    rec: &mut Record,
+    pool_out: &mut Option<Pool>,
+    before: &mut Option<Counts>,
+    allowed: &Allowed,
+    origin: Clock,
+) -> Step<()> {
     let (size, mode) = (rec.pagesize, rec.mode);
-    let why = &mut rec.msg;
-    let leave = cfg.leave_free;
-    // The pool: at least two pages, so that the race is for the last of several.
-    let need = leave.max(2);
-    let pool = pool_out.insert(Pool::prepare(size, need, Policy { may_change: !cfg.no_pool_change }, why)?);
-    let mut file = HugeFile::open(size, cfg, why)?;
+    let shared = mode == Mode::Shared;
+    let pool = pool_out.insert(prepare_pool(cfg, size, &mut rec.msg)?);
+    *before = Some(read_counts(pool, &mut rec.msg)?);
+    let mut file = HugeFile::open(size, cfg, &mut rec.msg)?;
+    let (take, filled) = fill_all_but_last(pool, &mut file, cfg.leave_free, &mut rec.msg)?;
+    let page = map_contested(&file, take, shared, cfg.noreserve, &mut rec.msg)?;
 
-    // Take every available page but `leave`, reading the counters again right before.
-    let before = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
-    let take = before.available().checked_sub(leave).filter(|_| before.available() >= need).ok_or_else(|| {
-        Stop::brok(why.f("the pool changed under us: {} pages available, needed {}", &[before.available(), need]))
+    let renew = || file.renew(&page, shared, cfg.noreserve);
+    let nracers = rec.racers as usize;
+    let crew = Crew::new(mode, size, &page, &renew, nracers, cfg.rt, cfg.offset_ns, &mut rec.msg)?;
+    // Every race starts from the original test's state: the free pages as filled, and the
+    // contested page reserved by its mapping (unless --noreserve).
+    let state = State { free: filled.free, resv: filled.resv + if cfg.noreserve { 0 } else { 1 }, in_use: filled.in_use() };
+    crew.expect(state.free, state.resv);
+    let mut say = |race: &Race, rec: &Record| {
+        rep.info(&|l| {
+            l.s(mode.name()).f(if take == 1 { " {size}: took {} page with " } else { " {size}: took {} pages with " }, &[size, take]).s(file.source_name());
+            if !file.dir.bytes().is_empty() {
+                l.s(" on ").b(file.dir.bytes());
+            }
+            l.f(", {} left free; pool ", &[cfg.leave_free]);
+            if pool.raised_by > 0 {
+                l.f("raised by {} (restored afterwards)", &[pool.raised_by]);
+            } else {
+                l.s("unchanged");
+            }
+            l.f(if shared { "; {} processes on CPUs " } else { "; {} threads of a child process on CPUs " }, &[nracers as u64]).b(rec.cpus.as_bytes());
+            l.f("; each race starts with {} free, {} reserved", &[state.free, state.resv]);
+        });
+        if cfg.rt && race.rt_refused() {
+            rep.info(&|l| {
+                l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
+            });
+        }
+    };
+    release_racers(cfg, rec, &crew, &renew, allowed, &state, origin, &mut say)
+}
+
+/// The pool of one size with at least two pages available (so that the race is for the
+/// last of several), and no overcommit.
+fn prepare_pool(cfg: &Config, size: u64, why: &mut Line) -> Step<Pool> {
+    Pool::prepare(size, cfg.leave_free.max(2), Policy { may_change: !cfg.no_pool_change }, why)
+}
+
+fn read_counts(pool: &Pool, why: &mut Line) -> Step<Counts> {
+    let c = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+    pool::judge(pool.size, &c, why)?;
+    Ok(c)
+}
+
+/// Instantiate every available page but `leave`, reading the counters right before and
+/// after; returns how many were taken, and the counters after.
+fn fill_all_but_last(pool: &Pool, file: &mut HugeFile, leave: u64, why: &mut Line) -> Step<(u64, Counts)> {
+    let need = leave.max(2);
+    let c = read_counts(pool, why)?;
+    let take = c.available().checked_sub(leave).filter(|_| c.available() >= need).ok_or_else(|| {
+        Stop::brok(why.f("the pool changed under us: {} pages available, needed {}", &[c.available(), need]))
     })?;
     file.set_len(take + 1).map_err(|e| Stop::sys(why, "ftruncate", e))?;
     file.fill(take).map_err(|e| {
         Stop::brok(why.f("instantiating {} pages failed: {errno} (the pool changed under us, or a hugetlb cgroup limit?)", &[take, e.0 as u64]))
     })?;
-    let after = pool.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+    let after = read_counts(pool, why)?;
     if after.available() != leave {
         return Err(Stop::brok(
             why.f("the pool changed under us: after taking {} pages, {} are available, expected {}", &[take, after.available(), leave]),
         ));
     }
+    Ok((take, after))
+}
 
-    // The contested page, after the filled ones.
-    let shared = mode == Mode::Shared;
-    let page = file.map(take, 1, shared, cfg.noreserve).map_err(|e| {
+/// The contested page, after the filled ones. Shared: mapped here, MAP_SHARED, which
+/// reserves it on the file; the racer processes inherit the mapping. Private: the racer
+/// threads' process maps it itself (a private reservation is not inherited); here only its
+/// address is held, MAP_NORESERVE, never touched, so that it reserves nothing.
+fn map_contested(file: &HugeFile, take: u64, shared: bool, noreserve: bool, why: &mut Line) -> Step<Mapping> {
+    file.map(take, 1, shared, noreserve || !shared).map_err(|e| {
         Stop::brok(why.s("mmap of the contested page (").s(if shared { "MAP_SHARED" } else { "MAP_PRIVATE" }).s("): ").errno(e))
-    })?;
-
-    let nracers = rec.racers as usize;
-    // Between iterations the page goes back to the pool, so that exactly `leave` pages are
-    // free again: a hole punch frees a shared page and unmaps it from every racer; a private
-    // page is dropped from the one mm with MADV_DONTNEED.
-    let reset_shared = || file.punch_last();
-    let reset_private = || page.madvise(0, page.len(), k::MADV_DONTNEED);
-    let reset: race::Reset = if shared { &reset_shared } else { &reset_private };
-    let crew = Crew::new(mode, &page, reset, nracers, cfg.rt, why)?;
-    let mut race = Race::start(&crew, |give| cpus::choose(cfg, allowed, nracers as u32, give), why)?;
-    race.write_cpus(&mut rec.cpus);
-    rep.info(&|l| {
-        l.s(mode.name()).f(if take == 1 { " {size}: took {} page with " } else { " {size}: took {} pages with " }, &[size, take]).s(file.source_name());
-        if !file.dir.bytes().is_empty() {
-            l.s(" on ").b(file.dir.bytes());
-        }
-        l.f(", {} left free; pool ", &[leave]);
-        if pool.raised_by > 0 {
-            l.f("raised by {} (restored afterwards)", &[pool.raised_by]);
-        } else {
-            l.s("unchanged");
-        }
-        l.f(if shared { "; {} processes on CPUs " } else { "; {} threads on CPUs " }, &[nracers as u64]).b(rec.cpus.as_bytes());
-    });
-    if cfg.rt && race.rt_refused() {
-        rep.info(&|l| {
-            l.s("--rt: SCHED_FIFO not permitted here; racing at normal priority");
-        });
-    }
-    let refused_before = crate::cgroup::failures(size);
-    let mut r = iterate(cfg, rec, &mut race, origin);
-    drop(race);
-    drop(crew);
-    if let Err(s) = &mut r
-        && s.res == Res::Fail
-    {
-        // Blame the kernel's race only when nothing else explains the SIGBUS (issue 7): a
-        // hugetlb cgroup limit that refused the page, or another process that holds the
-        // last page. For the second, give our contested page back and unmap it (no
-        // reservation of ours left, the filled pages still held): exactly `leave` pages
-        // must then be available again.
-        cgroup_refused(size, refused_before, s, &mut rec.msg);
-        if s.res == Res::Fail {
-            let _ = reset();
-            drop(page);
-            outside_took(pool, leave, s, &mut rec.msg);
-        }
-    }
-    r
+    })
 }
 
-/// A hugetlb cgroup limit refuses a fault with the same SIGBUS as the race bug: if the
-/// cgroup counted a refusal during the run, the FAIL says nothing about the kernel's race.
-fn cgroup_refused(size: u64, before: Option<u64>, s: &mut Stop, why: &mut Line) {
-    let (Some(b), Some(a)) = (before, crate::cgroup::failures(size)) else { return };
-    if s.res != Res::Fail || a <= b {
-        return;
-    }
-    let mut msg = Line::new();
-    msg.f("inconclusive: this process's hugetlb cgroup refused {} {size} page(s) during the run (its limit, not the race); ", &[a - b, size])
-        .b(why.as_bytes());
-    (s.res, *why) = (Res::Brok, msg);
+/// The state each race starts from, and what the fill left in use.
+#[derive(Clone, Copy)]
+struct State {
+    free: u64,
+    resv: u64,
+    /// Pages in use after the fill (ours and anybody else's then).
+    in_use: u64,
 }
 
-fn outside_took(pool: &Pool, leave: u64, s: &mut Stop, why: &mut Line) {
-    let Ok(c) = pool.counts() else { return };
-    if c.available() >= leave {
-        return;
-    }
-    let mut msg = Line::new();
-    msg.f("inconclusive: another process took the last hugepage ({} of the {} left free are available after the run); ", &[c.available(), leave])
-        .b(why.as_bytes());
-    (s.res, *why) = (Res::Brok, msg);
-}
-
-fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> Step<()> {
+/// Release the racers: start them, race, and after a failed race under --keep-going start
+/// them again from the same state. Then judge.
+#[allow(clippy::too_many_arguments)]
+fn release_racers(
+    cfg: &Config,
+    rec: &mut Record,
+    crew: &Crew,
+    renew: race::Renew,
+    allowed: &Allowed,
+    state: &State,
+    origin: Clock,
+    say: &mut dyn FnMut(&Race, &Record),
+) -> Step<()> {
+    let (size, mode) = (rec.pagesize, rec.mode);
     let t0 = sys::monotonic_ns();
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
     let want = if until == 0 { cfg.iterations } else { 0 };
-    let mut progress = crate::progress::Progress::start(cfg, rec.mode, rec.pagesize, t0);
-    let outcome = race.run(want, until, |done| progress.tick(done, 0), &mut rec.msg);
+    let n = rec.racers;
+    let mut progress = crate::progress::Progress::start(cfg, mode, size, t0);
+    let refused_before = crate::cgroup::failures(size);
+    let (mut failed, mut first) = (0u64, None);
+    let mut starts = 0u64;
+    let r = loop {
+        // A failed race left its page as the kernel left it: back to race 1's state. (The
+        // first start needs none, and private mode's racer process maps its page afresh.)
+        if starts > 0
+            && mode == Mode::Shared
+            && let Err(e) = renew()
+        {
+            break Err(Stop::brok(rec.msg.f("inconclusive: giving the contested page back and reserving it again failed: {errno}", &[e.0 as u64])));
+        }
+        let race = match Race::start(crew, |give| cpus::choose(cfg, allowed, n, give), &mut rec.msg) {
+            Ok(r) => r,
+            Err(s) => break Err(s),
+        };
+        if starts == 0 {
+            crew.write_cpus(&mut rec.cpus);
+            say(&race, rec);
+        }
+        starts += 1;
+        if let Err(s) = check_start_state(size, state, starts, &mut rec.msg) {
+            break Err(s);
+        }
+        let mut race = race;
+        let out = race.run(want, until, |done| progress.tick(done, failed), &mut rec.msg);
+        drop(race);
+        match out {
+            Err(s) => break Err(s),
+            Ok(Outcome::Done) => break Ok(()),
+            Ok(Outcome::Killed(d)) => break Err(killed(&d, &mut rec.msg, &mut failed)),
+            Ok(Outcome::Faulted(f)) => {
+                if let Err(s) = explained(size, refused_before, state, &f, &mut rec.msg) {
+                    break Err(s);
+                }
+                failed += 1;
+                first = first.or(Some(f));
+                let t = crew.tally();
+                let over = (want != 0 && t.races >= want) || (until != 0 && sys::monotonic_ns() >= until) || sys::pending_signal().is_some();
+                if !cfg.keep_going || over {
+                    break Ok(());
+                }
+            }
+        }
+    };
     drop(progress);
+    figures(rec, crew, failed, t0, origin);
+    r?;
+    verdict(rec, first, failed, want)
+}
+
+/// Before the first race of a start, the pool must read as the original test sets it up.
+fn check_start_state(size: u64, s: &State, starts: u64, why: &mut Line) -> Step<()> {
+    let (f, r) = pool::free_resv(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+    if (f, r) == (s.free, s.resv) {
+        return Ok(());
+    }
+    if starts == 1 {
+        why.s("the contested page is not in the original test's state: ");
+    } else {
+        why.s("inconclusive: after a failed race, ");
+    }
+    Err(Stop::brok(why.f("the pool reads {} free, {} reserved, expected {} and {}", &[f, r, s.free, s.resv])))
+}
+
+/// A racer (or private mode's racer process) died of a signal the race does not catch.
+/// SIGKILL while the kernel's OOM killer ran is this bug's historic symptom: TFAIL. Any
+/// other death is TBROK naming the signal.
+fn killed(d: &race::Death, why: &mut Line, failed: &mut u64) -> Stop {
+    race::death_line(why, d);
+    match d.oom_kills {
+        Some(k) if k > 0 && d.sig == k::SIGKILL => {
+            *failed += 1;
+            why.f(" while the kernel's OOM killer killed {} process(es) (oom_kill in /proc/vmstat): the fault on the last free hugepage ended in an OOM kill", &[k]);
+            Stop { res: Res::Fail }
+        }
+        _ if d.sig == 0 => Stop::brok(why.s(" before the run ended")),
+        _ => Stop::brok(why.s(" from outside, not by the kernel's fault handling")),
+    }
+}
+
+/// Blame the kernel's race only when nothing else explains the SIGBUS: a hugetlb cgroup
+/// limit that refused the page (its failure counters moved), or another process that held
+/// more hugepages at the failure than when the pool was filled.
+fn explained(size: u64, refused_before: Option<u64>, s: &State, f: &race::Fault, why: &mut Line) -> Step<()> {
+    if let (Some(b), Some(a)) = (refused_before, crate::cgroup::failures(size))
+        && a > b
+    {
+        return Err(Stop::brok(why.f(
+            "inconclusive: this process's hugetlb cgroup (or a parent) refused {} {size} charge(s) during the run (its limit, not the race)",
+            &[a - b, size],
+        )));
+    }
+    // In use at the failure: what the fill left in use, and the page a winner took.
+    let ours = s.in_use + f.winners.min(1);
+    let in_use = f.total.saturating_sub(f.free);
+    if f.total != 0 && in_use > ours {
+        return Err(Stop::brok(why.f(
+            "inconclusive: another process took the last hugepage ({} {size} pages in use at the failure, {} of them ours and the other racers')",
+            &[in_use, size, ours],
+        )));
+    }
+    Ok(())
+}
+
+fn figures(rec: &mut Record, crew: &Crew, failed: u64, t0: u64, origin: Clock) {
     let f = &mut rec.figs;
+    let t = crew.tally();
     f.elapsed_ns = sys::monotonic_ns() - t0;
-    let t = race.tally();
-    f.passed = t.iterations;
+    f.race_ns = t.race_ns;
+    f.iterations = t.races;
+    f.failed = failed;
+    f.passed = t.races.saturating_sub(failed);
     f.missed = t.missed;
-    f.iterations = t.iterations + if outcome.is_ok() { 0 } else { 1 };
     let end = Clock::now();
     let (num, den) = (end.ns - origin.ns, end.ticks.wrapping_sub(origin.ticks));
     f.skew = Summary::of(t.skew, num, den);
     f.fault_p50 = crate::stats::scale(t.fault.percentile(50), num, den);
-    match outcome {
-        Err(s) => {
-            f.broken = 1;
-            Err(s)
+}
+
+/// The result line of a mode whose races all ran: TPASS, or TFAIL with the first failure.
+fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64) -> Step<()> {
+    let (races, missed) = (rec.figs.iterations, rec.figs.missed);
+    let l = &mut rec.msg;
+    let Some(x) = first else {
+        l.f(if races == 1 { "no SIGBUS in {} race" } else { "no SIGBUS in {} races" }, &[races]);
+        l.f(" of {} racers on the last free hugepage ({} overlapped, {} missed and rerun)", &[rec.racers as u64, races, missed]);
+        return Ok(());
+    };
+    l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).s(race::signal_name(x.sig));
+    if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
+        l.s(" (").s(race::bus_code(x.code)).c(b')');
+    } else {
+        l.s(" (si_code ").i(x.code as i64).c(b')');
+    }
+    l.f(" at {hex} in race {}", &[x.addr, x.iteration]);
+    if want > 0 {
+        l.f(" of {}", &[want]);
+    }
+    l.s(": the kernel failed the fault on the last free hugepage");
+    if failed > 1 || races > x.iteration {
+        l.f("; {} of {} races failed", &[failed, races]);
+    }
+    Err(Stop { res: Res::Fail })
+}
+
+/// After a mode, with every page of ours given back, the pool must read as before it. A
+/// reservation count that moved while nothing else did is a leak (or an underflow) in the
+/// kernel's accounting, made by the race: TFAIL. If anything else moved too, another
+/// process explains it: inconclusive. Pages are freed as their last user goes, which may
+/// lag a little: a mismatch is read again for up to a second before it is judged.
+fn judge_returned(pool: &Pool, before: &Counts, rec: &mut Record) {
+    let mut c = *before;
+    for _ in 0..10 {
+        match pool.counts() {
+            Ok(now) => c = now,
+            Err(_) => return,
         }
-        Ok(Outcome::Faulted(x)) => {
-            f.failed = 1;
-            f.iterations = t.iterations + 1;
-            let l = &mut rec.msg;
-            {
-                l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).s(race::signal_name(x.sig));
-                if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
-                    l.s(" (").s(race::bus_code(x.code)).c(b')');
-                } else {
-                    l.s(" (si_code ").i(x.code as i64).c(b')');
-                }
-                l.f(" at {hex} in iteration {}", &[x.addr, x.iteration]);
-                if want > 0 {
-                    l.f(" of {}", &[want]);
-                }
-                l.s(": the kernel failed the fault on the last free hugepage");
-            }
-            Err(Stop { res: Res::Fail })
+        if c.resv == before.resv && c.free == before.free {
+            return;
         }
-        Ok(Outcome::Done) => {
-            let races = f.passed;
-            let t = if races == 1 { "no SIGBUS in {} race of {} racers on the last free hugepage" } else { "no SIGBUS in {} races of {} racers on the last free hugepage" };
-            rec.msg.f(t, &[races, rec.racers as u64]);
-            Ok(())
+        sys::sleep_ns(100_000_000);
+    }
+    let size = pool.size;
+    let mut msg = Line::new();
+    let res = if c.total == before.total && c.in_use() == before.in_use() {
+        let d = c.resv as i64 - before.resv as i64;
+        msg.s(if d > 0 { "the kernel leaked " } else { "the kernel's reservation count fell by " }).f("{} {size} reservation(s) in the race: ", &[d.unsigned_abs(), size]);
+        Res::Fail
+    } else {
+        msg.s("inconclusive: ");
+        Res::Brok
+    };
+    msg.f("after the run the pool reads total {}, free {}, reserved {}; before it {}, {}, {}", &[c.total, c.free, c.resv, before.total, before.free, before.resv]);
+    if rec.res == Res::Pass {
+        (rec.res, rec.msg) = (res, msg);
+    } else {
+        rec.msg.s("; ").b(msg.as_bytes());
+        if rec.res != Res::Fail {
+            rec.res = res;
         }
     }
 }

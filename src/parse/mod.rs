@@ -99,6 +99,34 @@ impl Counts {
     pub fn available(&self) -> u64 {
         self.free.saturating_sub(self.resv)
     }
+
+    /// Pages in use: instantiated by someone (ours included).
+    pub fn in_use(&self) -> u64 {
+        self.total.saturating_sub(self.free)
+    }
+
+    /// Why these counters cannot come from a sound kernel, if they cannot: a counter that
+    /// went below zero reads as a huge unsigned number, and reservations are taken from
+    /// free pages, free and surplus pages from the pool.
+    pub fn impossible(&self) -> Option<&'static str> {
+        const UNDERFLOW: u64 = 1 << 62;
+        Some(if self.total >= UNDERFLOW || self.free >= UNDERFLOW || self.resv >= UNDERFLOW || self.surplus >= UNDERFLOW {
+            "a counter went below zero"
+        } else if self.resv > self.free {
+            "more pages reserved than free"
+        } else if self.free > self.total {
+            "more pages free than in the pool"
+        } else if self.surplus > self.total {
+            "more surplus pages than in the pool"
+        } else {
+            return None;
+        })
+    }
+}
+
+/// A `key value` line of /proc/vmstat.
+pub fn vmstat(text: &[u8], key: &[u8]) -> Option<u64> {
+    text.split(|&c| c == b'\n').find_map(|line| line.strip_prefix(key)?.strip_prefix(b" ").and_then(u64_dec))
 }
 
 /// The default-size counters and the default size from /proc/meminfo.

@@ -125,3 +125,23 @@ fn cgroups() {
     }
     assert_eq!(l.as_bytes(), b"64KB 2MB 32MB 1GB 16GB ");
 }
+
+#[test]
+fn vmstat_fields() {
+    let t = b"nr_free_pages 12\noom_kill_x 9\noom_kill 3\n";
+    assert_eq!(vmstat(t, b"oom_kill"), Some(3));
+    assert_eq!(vmstat(t, b"oom"), None);
+    assert_eq!(vmstat(b"", b"oom_kill"), None);
+}
+
+#[test]
+fn impossible_counters() {
+    let c = |total, free, resv, surplus| Counts { total, free, resv, surplus };
+    assert_eq!(c(4, 2, 1, 0).impossible(), None);
+    assert_eq!(c(4, 0, 0, 4).impossible(), None);
+    // The underflow a mutant kernel showed: HugePages_Rsvd at -6.
+    assert!(c(48, 48, 18446744073709551610, 0).impossible().unwrap().contains("below zero"));
+    assert!(c(4, 2, 3, 0).impossible().unwrap().contains("reserved"));
+    assert!(c(4, 5, 0, 0).impossible().unwrap().contains("free"));
+    assert!(c(4, 0, 0, 5).impossible().unwrap().contains("surplus"));
+}

@@ -55,6 +55,16 @@ impl Mapping {
         Ok(Mapping { addr, len })
     }
 
+    /// Map `fd` at `off` afresh over this whole mapping, in place (MAP_FIXED): the old
+    /// pages and their reservation go, new ones are made for the same addresses.
+    pub fn remap(&self, fd: &Fd, off: u64, flags: u32) -> Result<()> {
+        let a = mmap(self.addr, self.len, PROT_RW, flags | k::MAP_FIXED, fd.raw(), off)?;
+        if a != self.addr {
+            return Err(super::Errno::EINVAL);
+        }
+        Ok(())
+    }
+
     pub fn addr(&self) -> usize {
         self.addr
     }

@@ -124,15 +124,32 @@ pub fn wait4(pid: i32, options: u32) -> Result<WaitStatus> {
     }
 }
 
-/// Whether child `pid` has ended (it stays a zombie until `wait4` reaps it).
-pub fn child_exited(pid: i32) -> bool {
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exit(i32),
+    Signal(u32),
+}
+
+/// How child `pid` ended, or None while it runs. It stays waitable (a zombie until `wait4`
+/// reaps it); one already reaped (ECHILD) reads as an exit.
+pub fn child_ended(pid: i32) -> Option<Ended> {
     let mut info: k::siginfo = unsafe_zeroed();
     // SAFETY: info is a writable siginfo; no rusage is asked for.
     let r = sc!(k::__NR_waitid, k::P_PID, pid, &mut info as *mut k::siginfo, k::WEXITED | k::WNOHANG | k::WNOWAIT | k::__WALL, 0usize);
+    if r.is_err() {
+        return Some(Ended::Exit(0));
+    }
     // SAFETY: for waitid the kernel fills the _sigchld member (or leaves it zeroed).
-    let waitable = unsafe { info.__bindgen_anon_1.__bindgen_anon_1._sifields._sigchld._pid } != 0;
-    // An error (ECHILD) means it is already reaped.
-    r.is_err() || waitable
+    let (code, who, status) = unsafe {
+        let i = &info.__bindgen_anon_1.__bindgen_anon_1;
+        (i.si_code, i._sifields._sigchld._pid, i._sifields._sigchld._status)
+    };
+    match (who, code as u32) {
+        (0, _) => None,
+        (_, k::CLD_KILLED) | (_, k::CLD_DUMPED) => Some(Ended::Signal(status as u32)),
+        _ => Some(Ended::Exit(status)),
+    }
 }
 
 pub fn kill(pid: i32, sig: u32) -> Result<()> {
@@ -297,6 +314,12 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
 }
 
 // ---- clocks ----
+
+/// The CPU's cycle counter (or its nearest equivalent): cheap enough to stamp a race.
+#[inline(always)]
+pub fn cycles() -> u64 {
+    crate::arch::cycles()
+}
 
 pub fn monotonic_ns() -> u64 {
     let mut ts = k::__kernel_timespec { tv_sec: 0, tv_nsec: 0 };

@@ -1,0 +1,513 @@
+//! The race: racers pinned to distinct CPUs, lined up by spin triggers on a shared page (no
+//! futex on the release path), all writing the same contested hugepage. A racer that the
+//! kernel fails with SIGBUS records what happened on the control page and ends alone.
+//!
+//! One iteration (one race): each racer sets its own trigger to the generation and spins
+//! until every partner's matches; all write, stamping the cycle counter on both sides; the
+//! last racer to finish closes the iteration. It judges the stamps (a race in which the
+//! racers were never inside their writes at one moment is missed, counted, and run again),
+//! gives the page back and reserves it again, so that the pool reads exactly as before race
+//! 1, checks that it does, and wakes the others, which sleep on a futex between iterations.
+//!
+//! The supervisor (the process that owns the pool) never races: shared-mode racers are
+//! processes of their own, and private-mode racers are threads of one child process, so
+//! that nothing that kills a racer can kill the supervisor. It sleeps until the run is
+//! over, waking now and then to watch for signals, racers gone missing, and iterations
+//! that never end; it judges a racer's death by what killed it.
+
+mod control;
+mod racer;
+
+use crate::out::Line;
+use crate::report::{Mode, Step, Stop};
+use crate::stats::Hist;
+use crate::sys::{self, k, Errno, Mapping, Shared, Stacks};
+use control::*;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use racer::START_LINE_NS;
+
+/// How long one iteration may take (a 1G fault under emulation is slow).
+const ITERATION_NS: u64 = 120_000_000_000;
+/// How long teardown waits for a racer to exit.
+const JOIN_NS: u64 = 5_000_000_000;
+const STACK: usize = 64 * 1024;
+
+/// Gives the contested page back to the pool and reserves it again (or maps it first, in
+/// the process that races on it): the state of race 1.
+pub type Renew<'a> = &'a (dyn Fn() -> Result<(), Errno> + Sync);
+
+/// What the racers share: the control page, the contested page and how to renew it.
+pub struct Crew<'a> {
+    ctl: Shared<Control, Slot>,
+    n: usize,
+    page: &'a Mapping,
+    renew: Renew<'a>,
+    size: u64,
+    rt: bool,
+    parent: i32,
+    mode: Mode,
+}
+
+/// What the host of private-mode racers needs (its own copy, made at the clone).
+struct HostArg<'a> {
+    crew: &'a Crew<'a>,
+    stacks: &'a Stacks,
+}
+
+impl<'a> Crew<'a> {
+    /// What `n` racers of one mode on one page size share. The racers and the fault
+    /// handler hold its address for as long as they run, so it must not move: the caller
+    /// owns it and `Race` only borrows it.
+    pub fn new(mode: Mode, size: u64, page: &'a Mapping, renew: Renew<'a>, n: usize, rt: bool, offset_ns: u64, why: &mut Line) -> Step<Crew<'a>> {
+        let ctl: Shared<Control, Slot> = Shared::new(n + 1).map_err(|e| Stop::sys(why, "mmap control page", e))?;
+        ctl.head().offset_ns.store(offset_ns, Relaxed);
+        ctl.head().expect_free.store(UNCHECKED, Relaxed);
+        Ok(Crew { ctl, n, page, renew, size, rt, parent: sys::getpid(), mode })
+    }
+
+    fn ctl(&self) -> &Control {
+        self.ctl.head()
+    }
+    fn slot(&self, i: usize) -> &Slot {
+        // Slots 0..n are the racers'; slot n is a spare that any index past them lands on,
+        // so this never fails.
+        self.ctl.slot(i)
+    }
+
+    /// Every race from now on must start from these free and reserved counts.
+    pub fn expect(&self, free: u64, resv: u64) {
+        self.ctl().expect_resv.store(resv, Relaxed);
+        self.ctl().expect_free.store(free, Release);
+    }
+
+    /// The figures so far, over every start.
+    pub fn tally(&self) -> Tally<'_> {
+        let ctl = self.ctl();
+        Tally {
+            races: ctl.iterations.load(Acquire),
+            missed: ctl.missed.load(Acquire),
+            race_ns: ctl.race_ns.load(Acquire),
+            skew: &ctl.skew,
+            fault: &ctl.fault,
+        }
+    }
+
+    /// The CPUs the racers run on, as a list (0,1).
+    pub fn write_cpus(&self, l: &mut Line) {
+        for i in 0..self.n {
+            if i > 0 {
+                l.c(b',');
+            }
+            l.u(self.slot(i).cpu.load(Relaxed) as u64);
+        }
+    }
+
+    /// Clear what one start leaves on the control page; the tallies stay.
+    fn clear_start(&self) {
+        let ctl = self.ctl();
+        for w in [&ctl.generation, &ctl.finished, &ctl.started, &ctl.stop, &ctl.end, &ctl.host, &ctl.host_step] {
+            w.store(0, Relaxed);
+        }
+        ctl.missed_row.store(0, Relaxed);
+        for i in 0..self.n {
+            let s = self.slot(i);
+            for w in [&s.ready, &s.tid, &s.self_tid, &s.state, &s.step, &s.missing, &s.last, &s.rt_refused] {
+                w.store(0, Relaxed);
+            }
+        }
+    }
+}
+
+/// What the kernel did to a racer.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    pub racer: usize,
+    pub cpu: u32,
+    pub sig: u32,
+    pub code: i32,
+    pub addr: u64,
+    /// The race (1-based) it happened in.
+    pub iteration: u64,
+    /// Racers that wrote the page in that race.
+    pub winners: u64,
+    /// The pool when the fault handler ran: all pages, and free ones.
+    pub total: u64,
+    pub free: u64,
+}
+
+/// A racer (or, in private mode, the process of the racer threads) that died of a signal
+/// the race does not catch.
+#[derive(Clone, Copy, Debug)]
+pub struct Death {
+    /// The racer (0-based), or None for private mode's racer process.
+    pub racer: Option<usize>,
+    pub pid: i32,
+    pub sig: u32,
+    /// How far the kernel's oom_kill counter moved during the run (None: no /proc/vmstat).
+    pub oom_kills: Option<u64>,
+}
+
+/// How a run of iterations ended.
+pub enum Outcome {
+    Done,
+    Faulted(Fault),
+    Killed(Death),
+}
+
+/// The figures of a run, raw: counter ticks in the histograms.
+pub struct Tally<'a> {
+    pub races: u64,
+    pub missed: u64,
+    pub race_ns: u64,
+    pub skew: &'a Hist,
+    pub fault: &'a Hist,
+}
+
+/// The racers of one mode on one size, alive from `start` to drop.
+pub struct Race<'a> {
+    crew: &'a Crew<'a>,
+    stacks: Option<Stacks>,
+    /// Racer processes (shared) or the racer threads' process (private) started.
+    spawned: usize,
+    /// Private mode: the racer threads' process. (Not read back from the control page: the
+    /// kernel clears that word when the process exits with threads.)
+    host: i32,
+    oom_before: Option<u64>,
+}
+
+impl<'a> Race<'a> {
+    /// Start the crew's racers, racer i on the CPU that `choose` assigns through
+    /// `give(i, cpu)`, and wait until each is pinned. On failure the reason is in `why`.
+    pub fn start(crew: &'a Crew<'a>, choose: impl FnOnce(&mut dyn FnMut(u32, u32)), why: &mut Line) -> Step<Race<'a>> {
+        let n = crew.n;
+        crew.clear_start();
+        choose(&mut |i, cpu| crew.slot(i as usize).cpu.store(cpu, Relaxed));
+        // One stack per racer, and one for private mode's racer process.
+        let stacks = Stacks::new(n + 1, STACK).map_err(|e| Stop::sys(why, "mmap racer stacks", e))?;
+        let mut race = Race { crew, stacks: None, spawned: 0, host: 0, oom_before: oom_kills() };
+        sys::on_faults(crew, racer::on_fault).map_err(|e| Stop::sys(why, "sigaction(SIGBUS)", e))?;
+        let r = match crew.mode {
+            Mode::Shared => (0..n).try_for_each(|i| {
+                stacks.spawn(i, k::SIGCHLD, &crew.slot(i).tid, racer::racer, crew).map(|_| race.spawned += 1).map_err(|e| (i, e))
+            }),
+            Mode::Private => {
+                // The host's copy of this (made at the clone) is what it reads.
+                let arg = HostArg { crew, stacks: &stacks };
+                stacks.spawn(n, k::SIGCHLD, &crew.ctl().host, racer::host, &arg).map(|p| (race.spawned, race.host) = (1, p)).map_err(|e| (0, e))
+            }
+        };
+        race.stacks = Some(stacks);
+        if let Err((i, e)) = r {
+            why.f("clone of racer {}: {errno}", &[i as u64 + 1, e.0 as u64]);
+            if e == Errno::EAGAIN {
+                why.s(" (process limit reached? see RLIMIT_NPROC)");
+            }
+            return Err(Stop::brok(why));
+        }
+        race.wait_started(why)?;
+        Ok(race)
+    }
+
+    fn wait_started(&self, why: &mut Line) -> Step<()> {
+        let ctl = self.crew.ctl();
+        let t0 = sys::monotonic_ns();
+        loop {
+            if ctl.host_step.load(Acquire) != 0 {
+                return Err(self.host_failure(why));
+            }
+            if let Some(i) = (0..self.crew.n).find(|&i| self.crew.slot(i).state.load(Acquire) == SETUP_FAILED) {
+                return Err(self.setup_failure(i, why));
+            }
+            let n = ctl.started.load(Acquire);
+            if n as usize >= self.crew.n {
+                return Ok(());
+            }
+            if let Some(sig) = sys::pending_signal() {
+                return Err(interrupted(why, sig));
+            }
+            if let Some(d) = self.vanished() {
+                return Err(Stop::brok(death_line(why, &d).s(" during setup")));
+            }
+            if sys::monotonic_ns() - t0 > START_LINE_NS {
+                return Err(Stop::brok(why.f("only {} of {} racers finished their setup within 2 s", &[n as u64, self.crew.n as u64])));
+            }
+            let _ = sys::futex_wait(&ctl.started, n, 50_000_000);
+        }
+    }
+
+    fn setup_failure(&self, i: usize, why: &mut Line) -> Stop {
+        let s = self.crew.slot(i);
+        why.f("racer {}: ", &[i as u64 + 1]);
+        step_failure(why, s.step.load(Acquire), Errno(s.errno.load(Acquire) as u16), s.cpu.load(Relaxed), s.seen_cpu.load(Acquire))
+    }
+
+    fn host_failure(&self, why: &mut Line) -> Stop {
+        let ctl = self.crew.ctl();
+        why.s("the racer threads' process: ");
+        step_failure(why, ctl.host_step.load(Acquire), Errno(ctl.host_errno.load(Acquire) as u16), 0, 0)
+    }
+
+    /// The pid of racer process i (shared) or of the racer threads' process (private).
+    fn pid(&self, i: usize) -> i32 {
+        match self.crew.mode {
+            Mode::Shared => self.crew.slot(i).tid.load(Acquire) as i32,
+            Mode::Private => self.host,
+        }
+    }
+
+    /// A racer process, or the racer threads' process, that ended while the run goes on
+    /// (the fault handler's own exit is no vanishing: its racer is DEAD).
+    fn vanished(&self) -> Option<Death> {
+        if self.crew.ctl().end.load(Acquire) != RUNNING {
+            return None;
+        }
+        for i in 0..self.spawned {
+            let pid = self.pid(i);
+            let sig = match sys::child_ended(pid) {
+                Some(sys::Ended::Signal(s)) => s,
+                Some(sys::Ended::Exit(_)) => 0,
+                None => continue,
+            };
+            let racer = match self.crew.mode {
+                Mode::Shared if self.crew.slot(i).state.load(Acquire) == DEAD => continue,
+                Mode::Shared => Some(i),
+                Mode::Private => None,
+            };
+            let oom_kills = self.oom_before.and_then(|b| oom_kills().map(|a| a.saturating_sub(b)));
+            return Some(Death { racer, pid, sig, oom_kills });
+        }
+        None
+    }
+
+    /// A racer that the kernel holds stopped: state T or t in /proc/<tid>/stat.
+    fn stopped(&self) -> Option<usize> {
+        (0..self.crew.n).find(|&i| is_stopped(self.crew.slot(i).tid.load(Acquire)))
+    }
+
+    /// Whether a racer was refused SCHED_FIFO.
+    pub fn rt_refused(&self) -> bool {
+        (0..self.crew.n).any(|i| self.crew.slot(i).rt_refused.load(Acquire) != 0)
+    }
+
+    /// Race until `want` races count in all, or until CLOCK_MONOTONIC passes `until_ns`,
+    /// from a page in race 1's state now. `progress(races)` is called from the supervisor
+    /// now and then. On failure the reason is in `why`.
+    pub fn run(&mut self, want: u64, until_ns: u64, mut progress: impl FnMut(u64), why: &mut Line) -> Step<Outcome> {
+        let ctl = self.crew.ctl();
+        ctl.want.store(want, Relaxed);
+        ctl.until_ns.store(until_ns, Relaxed);
+        ctl.generation.store(1, Release);
+        sys::futex_wake(&ctl.generation, i32::MAX as u32);
+        let mut last = (u64::MAX, sys::monotonic_ns());
+        let mut stopping = None;
+        loop {
+            let end = ctl.end.load(Acquire);
+            if end != RUNNING {
+                return match stopping {
+                    Some(sig) => Err(interrupted(why, sig)),
+                    None => self.ended(end, why),
+                };
+            }
+            // Any finished racer marks progress: a run of missed races is no hang.
+            let done = ctl.iterations.load(Acquire) + ctl.missed.load(Acquire);
+            let now = sys::monotonic_ns();
+            if done != last.0 {
+                last = (done, now);
+                progress(ctl.iterations.load(Acquire));
+            } else if now - last.1 > ITERATION_NS {
+                return Err(Stop::brok(why.f("race {} did not end within 120 s", &[ctl.iterations.load(Acquire) + 1])));
+            } else if now - last.1 > START_LINE_NS
+                && let Some(i) = self.stopped()
+            {
+                // A racer stopped where no partner spins on it (closing an iteration).
+                return Err(Stop::brok(why.f(
+                    "racer {} is stopped (SIGSTOP or a debugger) while closing race {}",
+                    &[i as u64 + 1, ctl.iterations.load(Acquire) + 1],
+                )));
+            }
+            if stopping.is_none() {
+                // End at the next iteration boundary, so the racers stop cleanly.
+                stopping = sys::pending_signal();
+                if stopping.is_some() {
+                    ctl.stop.store(1, Release);
+                }
+            }
+            if let Some(d) = self.vanished() {
+                return Ok(Outcome::Killed(d));
+            }
+            let _ = sys::futex_wait(&ctl.end, RUNNING, 100_000_000);
+        }
+    }
+
+    fn ended(&self, how: u32, why: &mut Line) -> Step<Outcome> {
+        let ctl = self.crew.ctl();
+        let races = ctl.iterations.load(Acquire);
+        match how {
+            FAULTED => {
+                let dead = |i: &usize| self.crew.slot(*i).state.load(Acquire) == DEAD;
+                let winners = (0..self.crew.n).filter(|i| !dead(i)).count() as u64;
+                let Some(i) = (0..self.crew.n).find(dead) else {
+                    return Err(Stop::brok(why.s("a racer faulted but left no record")));
+                };
+                let s = self.crew.slot(i);
+                Ok(Outcome::Faulted(Fault {
+                    racer: i,
+                    cpu: s.fault_cpu.load(Acquire),
+                    sig: s.fault_sig.load(Acquire),
+                    code: s.fault_code.load(Acquire) as i32,
+                    addr: s.fault_addr.load(Acquire),
+                    iteration: races,
+                    winners,
+                    total: s.fault_total.load(Acquire),
+                    free: s.fault_free.load(Acquire),
+                }))
+            }
+            MISSING => {
+                let m = (0..self.crew.n).map(|i| self.crew.slot(i).missing.load(Acquire)).find(|&m| m != 0).unwrap_or(1);
+                let late = self.crew.slot(m as usize - 1);
+                Err(Stop::brok(why.f(
+                    "racer {} (CPU {}) never reached the start line (stopped or starved?) in race {}",
+                    &[m as u64, late.cpu.load(Relaxed) as u64, races + 1],
+                )))
+            }
+            RENEW_FAILED => {
+                let e = Errno(ctl.renew_errno.load(Acquire) as u16);
+                why.f("inconclusive: giving the contested page back and reserving it again after race {} failed: {errno}", &[races, e.0 as u64]);
+                if e == Errno::ENOMEM {
+                    why.s(" (another process took the last free page)");
+                }
+                Err(Stop::brok(why))
+            }
+            STATE_CHANGED => Err(Stop::brok(why.f(
+                "inconclusive: before race {} the pool read {} free, {} reserved, not {} and {} as before race 1 (another process uses these hugepages)",
+                &[
+                    races + 1,
+                    ctl.seen_free.load(Acquire),
+                    ctl.seen_resv.load(Acquire),
+                    ctl.expect_free.load(Acquire),
+                    ctl.expect_resv.load(Acquire),
+                ],
+            ))),
+            MISSED_TOO_OFTEN => Err(Stop::brok(why.f(
+                "{} races in a row missed (the racers were never inside their writes at once) after {} counted: CPUs overcommitted or throttled?",
+                &[MISS_BOUND, races],
+            ))),
+            _ => Ok(Outcome::Done),
+        }
+    }
+
+    /// Stop and join every racer. Processes that will not go are killed; in private mode
+    /// the racer threads go with their process.
+    fn teardown(&mut self) {
+        let ctl = self.crew.ctl();
+        ctl.stop.store(1, Release);
+        if ctl.end.load(Acquire) == RUNNING {
+            self.crew.end(DONE);
+        }
+        // A generation the racers will see as new, so that sleepers wake and leave.
+        ctl.generation.store(ctl.generation.load(Acquire).wrapping_add(1), Release);
+        sys::futex_wake(&ctl.generation, i32::MAX as u32);
+        for i in 0..self.spawned {
+            let pid = self.pid(i);
+            let t0 = sys::monotonic_ns();
+            // A stopped racer would only be waited for in vain: kill it at once.
+            let stopped = is_stopped(pid as u32) || (0..self.crew.n).any(|j| is_stopped(self.crew.slot(j).tid.load(Acquire)));
+            while !stopped && sys::child_ended(pid).is_none() && sys::monotonic_ns() - t0 < JOIN_NS + JOIN_NS / 5 {
+                sys::sleep_ns(100_000);
+            }
+            if pid > 0 {
+                if sys::child_ended(pid).is_none() {
+                    let _ = sys::kill(pid, k::SIGKILL);
+                }
+                let _ = sys::wait4(pid, k::__WALL);
+            }
+        }
+        sys::default_faults();
+    }
+}
+
+impl Drop for Race<'_> {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// The kernel's count of OOM kills so far (/proc/vmstat).
+fn oom_kills() -> Option<u64> {
+    let mut buf = [0u8; 8192];
+    let n = sys::read_file(c"/proc/vmstat", &mut buf).ok()?;
+    crate::parse::vmstat(&buf[..n], b"oom_kill")
+}
+
+fn is_stopped(tid: u32) -> bool {
+    let mut p = sys::PathBuf::new();
+    let mut buf = [0u8; 512];
+    if tid == 0 {
+        return false;
+    }
+    let Ok(n) = p.push(b"/proc/").and_then(|p| p.push_u64(tid as u64)).and_then(|p| p.push(b"/stat")).and_then(|p| sys::read_file(p.cstr(), &mut buf)) else {
+        return false;
+    };
+    let b = &buf[..n];
+    b.iter().rposition(|&c| c == b')').and_then(|r| b.get(r + 2)).is_some_and(|&c| c == b'T' || c == b't')
+}
+
+fn step_failure(why: &mut Line, step: u32, e: Errno, cpu: u32, seen: u32) -> Stop {
+    Stop::brok(match step {
+        STEP_SIGNALS => why.f("blocking signals: {errno}", &[e.0 as u64]),
+        STEP_PDEATHSIG => why.f("prctl(PR_SET_PDEATHSIG): {errno}", &[e.0 as u64]),
+        STEP_AFFINITY => why.f("sched_setaffinity(CPU {}): {errno}", &[cpu as u64, e.0 as u64]),
+        STEP_WRONG_CPU => why.f("pinned to CPU {} but runs on CPU {}", &[cpu as u64, seen as u64]),
+        STEP_PARENT_GONE => why.s("its parent exited during setup"),
+        STEP_MAP => why.f("mmap of the contested page (MAP_PRIVATE): {errno}", &[e.0 as u64]),
+        STEP_CLONE => why.f("clone of a racer thread: {errno}", &[e.0 as u64]),
+        _ => why.s("setup failed"),
+    })
+}
+
+/// "racer 2 (pid 123) was killed by SIGKILL", or the racer threads' process.
+pub fn death_line<'l>(why: &'l mut Line, d: &Death) -> &'l mut Line {
+    match d.racer {
+        Some(i) => why.f("racer {} (pid {}) ", &[i as u64 + 1, d.pid as u64]),
+        None => why.f("the racer threads' process (pid {}) ", &[d.pid as u64]),
+    };
+    if d.sig == 0 {
+        return why.s("exited");
+    }
+    why.s("was killed by ").s(signal_name(d.sig))
+}
+
+/// TBROK: a terminating signal arrived (it is acted on at a safe point, never at once).
+pub fn interrupted(why: &mut Line, sig: u32) -> Stop {
+    Stop::brok(why.s("interrupted by ").s(signal_name(sig)))
+}
+
+pub fn signal_name(sig: u32) -> &'static str {
+    match sig {
+        k::SIGINT => "SIGINT",
+        k::SIGTERM => "SIGTERM",
+        k::SIGHUP => "SIGHUP",
+        k::SIGQUIT => "SIGQUIT",
+        k::SIGBUS => "SIGBUS",
+        k::SIGSEGV => "SIGSEGV",
+        k::SIGKILL => "SIGKILL",
+        k::SIGPIPE => "SIGPIPE",
+        k::SIGALRM => "SIGALRM",
+        k::SIGUSR1 => "SIGUSR1",
+        k::SIGUSR2 => "SIGUSR2",
+        k::SIGABRT => "SIGABRT",
+        _ => "a signal",
+    }
+}
+
+/// The si_code of a SIGBUS, by name.
+pub fn bus_code(code: i32) -> &'static str {
+    match code {
+        1 => "BUS_ADRALN",
+        2 => "BUS_ADRERR",
+        3 => "BUS_OBJERR",
+        4 => "BUS_MCEERR_AR",
+        5 => "BUS_MCEERR_AO",
+        _ => "",
+    }
+}

@@ -1,0 +1,354 @@
+//! The racer's side: setup (signals, pinning), the loop of start line and write, the
+//! closing of an iteration by whichever racer finishes it last, the fault handler, and the
+//! process that hosts private-mode racer threads.
+
+use super::control::*;
+use super::{Crew, HostArg};
+use crate::report::Mode;
+use crate::sys::{self, Errno};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+/// How long a racer waits at the start line for its partners before giving up (TBROK).
+pub const START_LINE_NS: u64 = 2_000_000_000;
+/// How long the host of private racers waits for each thread to leave.
+const JOIN_NS: u64 = 5_000_000_000;
+/// Affinity masks built on a racer's stack cover CPUs below this: the largest NR_CPUS any
+/// of our architectures can be configured with (a 1 KiB mask, two pages less per racer).
+const MAX_PIN_CPU: u32 = 8192;
+/// The last arriver never waits longer than this many ticks (a few µs at any counter rate).
+const START_DELAY_MAX: i64 = 1 << 13;
+const START_DELAY_STEP: i64 = 1 << 8;
+
+impl Crew<'_> {
+    pub(super) fn end(&self, how: u32) {
+        let ctl = self.ctl();
+        let t = ctl.lap_t0.swap(0, AcqRel);
+        if t != 0 {
+            ctl.race_ns.fetch_add(sys::monotonic_ns().saturating_sub(t), Relaxed);
+        }
+        ctl.end.store(how, Release);
+        sys::futex_wake(&ctl.end, i32::MAX as u32);
+    }
+
+    fn release(&self, g: u32) {
+        let ctl = self.ctl();
+        ctl.generation.store(g.wrapping_add(1), Release);
+        sys::futex_wake(&ctl.generation, i32::MAX as u32);
+    }
+
+    /// Count one racer finished with generation g; the last one closes the iteration.
+    /// AcqRel: the closer must see every partner's stamps and state, which each stored
+    /// before its own increment (Release alone would let a weakly ordered CPU, arm64 or
+    /// ppc64, hand the closer stale stamps).
+    fn finish(&self, g: u32) {
+        let n = self.n as u32;
+        let f = self.ctl().finished.fetch_add(1, AcqRel).wrapping_add(1);
+        if f == g.wrapping_mul(n) {
+            self.close(g);
+        }
+    }
+
+    /// Close generation g (only the racer that finished it last gets here): judge and
+    /// record it, then end the run, or put the contested page back in iteration 1's state
+    /// and release the next generation.
+    fn close(&self, g: u32) {
+        let ctl = self.ctl();
+        let stop = ctl.stop.load(Acquire) != 0;
+        if g <= WARMUP {
+            // A warm-up lap: caches and branch predictors learn the rendezvous and the
+            // last arriver's wait is tuned, so that even a single race starts tight.
+            self.tune_delay(g);
+            if stop || (0..self.n).any(|i| self.slot(i).missing.load(Acquire) != 0) {
+                return self.end(if stop { DONE } else { MISSING });
+            }
+            if g == WARMUP {
+                ctl.lap_t0.store(sys::monotonic_ns(), Relaxed);
+            }
+            return self.release(g);
+        }
+        let mut j = Judge::default();
+        let mut dead = false;
+        for i in 0..self.n {
+            let s = self.slot(i);
+            if s.state.load(Acquire) == DEAD {
+                dead = true;
+            } else if s.missing.load(Acquire) != 0 {
+                return self.end(MISSING);
+            } else {
+                j.add(s.t0.load(Acquire), s.t1.load(Acquire));
+            }
+        }
+        if dead {
+            // A failed race counts, whatever the stamps of the survivors say.
+            ctl.iterations.fetch_add(1, Release);
+            return self.end(FAULTED);
+        }
+        ctl.skew.add(j.skew());
+        self.tune_delay(g);
+        ctl.fault.add(j.fault);
+        let done = if j.overlapped() {
+            ctl.missed_row.store(0, Relaxed);
+            ctl.iterations.fetch_add(1, Release) + 1
+        } else {
+            // A missed race proves nothing: it is counted, and raced again.
+            ctl.missed.fetch_add(1, Release);
+            if ctl.missed_row.fetch_add(1, Relaxed) + 1 >= MISS_BOUND {
+                return self.end(MISSED_TOO_OFTEN);
+            }
+            ctl.iterations.load(Acquire)
+        };
+        let (want, until) = (ctl.want.load(Relaxed), ctl.until_ns.load(Relaxed));
+        if stop || (want != 0 && done >= want) || (until != 0 && sys::monotonic_ns() >= until) {
+            return self.end(DONE);
+        }
+        if let Err(e) = (self.renew)() {
+            ctl.renew_errno.store(e.0 as u32, Relaxed);
+            return self.end(RENEW_FAILED);
+        }
+        if !self.state_is_original() {
+            return self.end(STATE_CHANGED);
+        }
+        self.release(g)
+    }
+
+    /// Whether the pool reads as before race 1: the same free pages, the same reservations.
+    /// What was read is kept for the report when it does not.
+    fn state_is_original(&self) -> bool {
+        let ctl = self.ctl();
+        let (free, resv) = (ctl.expect_free.load(Relaxed), ctl.expect_resv.load(Relaxed));
+        if free == UNCHECKED {
+            return true;
+        }
+        let (f, r) = crate::pool::free_resv(self.size).unwrap_or((UNCHECKED, UNCHECKED));
+        ctl.seen_free.store(f, Relaxed);
+        ctl.seen_resv.store(r, Relaxed);
+        f == free && r == resv
+    }
+
+    /// Steer the last arriver's wait so that its write starts when its partners', who learn
+    /// of its trigger one cache-line transfer later: add half the signed gap between their
+    /// mean start and its own. Converges in a few iterations; bounded by START_DELAY_MAX.
+    /// Not under --offset, where the gap is wanted.
+    fn tune_delay(&self, g: u32) {
+        if self.ctl().offset_ns.load(Relaxed) != 0 {
+            return;
+        }
+        // The last arriver, then its partners' mean start relative to its own: differences
+        // of nearby stamps fit an i64, so no 128-bit division routine lands in the binary.
+        let Some(j) = (0..self.n).rev().find(|&i| self.slot(i).last.load(Acquire) == g) else { return };
+        let l = self.slot(j).t0.load(Acquire);
+        let (mut sum, mut k) = (0i64, 0i64);
+        for i in (0..self.n).filter(|&i| i != j) {
+            // Clamped so that no number of racers overflows the sum; the gap is clamped
+            // far tighter below anyway.
+            sum += (self.slot(i).t0.load(Acquire).wrapping_sub(l) as i64).clamp(-(1 << 40), 1 << 40);
+            k += 1;
+        }
+        if k == 0 {
+            return;
+        }
+        // A preempted racer shows up as a gap of milliseconds: not a transfer time, so each
+        // step is clamped and outliers barely move the estimate.
+        let gap = (sum / k).clamp(-START_DELAY_STEP, START_DELAY_STEP);
+        let ctl = self.ctl();
+        let d = ctl.delay.load(Relaxed) as i64 + gap / 2;
+        ctl.delay.store(d.clamp(0, START_DELAY_MAX) as u64, Relaxed);
+    }
+}
+
+fn fail_setup(s: &Slot, ctl: &Control, step: u32, e: Errno) -> usize {
+    s.step.store(step, Relaxed);
+    s.errno.store(e.0 as u32, Relaxed);
+    s.state.store(SETUP_FAILED, Release);
+    ctl.started.fetch_add(1, Release);
+    sys::futex_wake(&ctl.started, i32::MAX as u32);
+    1
+}
+
+/// Pin the calling racer to its CPU and check that it runs there.
+fn pin(me: &Slot) -> Result<(), (u32, Errno)> {
+    let cpu = me.cpu.load(Relaxed);
+    let mut mask = [0u8; (MAX_PIN_CPU / 8) as usize];
+    let len = ((cpu as usize / 64) + 1) * 8;
+    if cpu >= MAX_PIN_CPU || !crate::parse::mask_set(&mut mask[..len], cpu) {
+        return Err((STEP_AFFINITY, Errno::EINVAL));
+    }
+    sys::sched_setaffinity(0, &mask[..len]).map_err(|e| (STEP_AFFINITY, e))?;
+    let seen = sys::getcpu().unwrap_or(u32::MAX);
+    me.seen_cpu.store(seen, Relaxed);
+    if seen != cpu {
+        return Err((STEP_WRONG_CPU, Errno(0)));
+    }
+    Ok(())
+}
+
+/// The steps every child process of ours takes first: the supervisor alone acts on
+/// termination signals, and the child must not outlive it.
+fn child_setup(crew: &Crew) -> Result<(), (u32, Errno)> {
+    sys::block_termination(true).map_err(|e| (STEP_SIGNALS, e))?;
+    sys::set_pdeathsig(sys::k::SIGKILL).map_err(|e| (STEP_PDEATHSIG, e))?;
+    if sys::getppid() != crew.parent {
+        return Err((STEP_PARENT_GONE, Errno(0)));
+    }
+    Ok(())
+}
+
+/// Private mode's racer threads live in a process of their own, so that whatever kills
+/// them (a fatal signal ends a whole thread group) leaves the supervisor alive to restore
+/// the pool and report. It maps the contested page itself: a MAP_PRIVATE hugetlb mapping
+/// inherited through fork carries no reservation, so only the process that races on it
+/// can hold iteration 1's state.
+pub(super) fn host(_: usize, a: &HostArg) -> usize {
+    let crew = a.crew;
+    let ctl = crew.ctl();
+    let failed = |step: u32, e: Errno| {
+        ctl.host_errno.store(e.0 as u32, Relaxed);
+        ctl.host_step.store(step, Release);
+        sys::futex_wake(&ctl.started, i32::MAX as u32);
+        sys::exit_group(1)
+    };
+    if let Err((step, e)) = child_setup(crew) {
+        failed(step, e);
+    }
+    if let Err(e) = (crew.renew)() {
+        failed(STEP_MAP, e);
+    }
+    for i in 0..crew.n {
+        if let Err(e) = a.stacks.spawn(i, sys::THREAD_FLAGS, &crew.slot(i).tid, racer, crew) {
+            failed(STEP_CLONE, e);
+        }
+    }
+    while ctl.end.load(Acquire) == RUNNING {
+        let _ = sys::futex_wait(&ctl.end, RUNNING, 0);
+    }
+    // Let the threads leave on their own (a stopped one is killed with us).
+    for i in 0..crew.n {
+        let tid = &crew.slot(i).tid;
+        let t0 = sys::monotonic_ns();
+        loop {
+            let t = tid.load(Acquire);
+            if t == 0 || sys::monotonic_ns() - t0 > JOIN_NS {
+                break;
+            }
+            let _ = sys::futex_wait(tid, t, 50_000_000);
+        }
+    }
+    sys::exit_group(0)
+}
+
+pub(super) fn racer(i: usize, crew: &Crew) -> usize {
+    let ctl = crew.ctl();
+    let me = crew.slot(i);
+    me.self_tid.store(sys::gettid() as u32, Release);
+    let setup = match crew.mode {
+        Mode::Shared => child_setup(crew),
+        // A thread of the host, which did the rest.
+        Mode::Private => sys::block_termination(true).map_err(|e| (STEP_SIGNALS, e)),
+    };
+    if let Err((step, e)) = setup.and_then(|_| pin(me)) {
+        return fail_setup(me, ctl, step, e);
+    }
+    if crew.rt && sys::set_fifo(1).is_err() {
+        me.rt_refused.store(1, Relaxed);
+    }
+    me.state.store(READY, Release);
+    ctl.started.fetch_add(1, Release);
+    sys::futex_wake(&ctl.started, i32::MAX as u32);
+    let offset = if i > 0 { ctl.offset_ns.load(Relaxed) } else { 0 };
+
+    let mut g = 0u32;
+    loop {
+        // Sleep until the next generation starts; never spin here.
+        loop {
+            let now = ctl.generation.load(Acquire);
+            // Only the end of the run lets a racer go: on `stop` the closer of the current
+            // iteration ends the run, and a racer leaving earlier would look vanished.
+            if ctl.end.load(Acquire) != RUNNING {
+                return 0;
+            }
+            if now != g {
+                g = now;
+                break;
+            }
+            let _ = sys::futex_wait(&ctl.generation, g, 0);
+        }
+        // Ready... set...
+        me.ready.store(g, Release);
+        match start_line(crew, g) {
+            Err(j) => {
+                me.missing.store(j as u32 + 1, Release);
+                crew.finish(g);
+                continue;
+            }
+            Ok(true) if offset == 0 => {
+                // Last to arrive: the others see our trigger only now; start with them.
+                me.last.store(g, Relaxed);
+                let (d, t) = (ctl.delay.load(Relaxed), sys::cycles());
+                while sys::cycles().wrapping_sub(t) < d {}
+            }
+            _ => {}
+        }
+        if offset != 0 {
+            let t = sys::monotonic_ns();
+            while sys::monotonic_ns().wrapping_sub(t) < offset {}
+        }
+        // ...go: the contested write, stamped on both sides (a warm-up lap only stamps).
+        let t0 = sys::cycles();
+        if g > WARMUP {
+            crew.page.store_u32(0, i as u32 + 1);
+        }
+        let t1 = sys::cycles();
+        me.t0.store(t0, Relaxed);
+        me.t1.store(t1, Relaxed);
+        crew.finish(g);
+    }
+}
+
+/// Spin until every racer's trigger shows generation `g`; Ok(true) if they all did at the
+/// first look (this racer arrived last). Bounded: Err(j) names a partner that did not arrive
+/// within START_LINE_NS (the clock is read only every 64K spins, so the release is not slowed
+/// by it).
+fn start_line(crew: &Crew, g: u32) -> Result<bool, usize> {
+    let mut spins: u32 = 0;
+    let mut deadline = 0u64;
+    loop {
+        let Some(j) = (0..crew.n).find(|&j| crew.slot(j).ready.load(Acquire) != g) else { return Ok(spins == 0) };
+        spins = spins.wrapping_add(1);
+        // No pause for the first spins: a pause (up to ~140 cycles on x86) is as long as the
+        // cache-line transfer we are waiting for and would show up as skew. Past that the
+        // partner is late anyway, and pausing spares its hyperthread sibling.
+        if spins > 1 << 12 {
+            core::hint::spin_loop();
+        }
+        if spins & 0xffff == 0 {
+            let now = sys::monotonic_ns();
+            if deadline == 0 {
+                deadline = now + START_LINE_NS;
+            } else if now > deadline || crew.ctl().stop.load(Relaxed) != 0 {
+                return Err(j);
+            }
+        }
+    }
+}
+
+/// SIGBUS/SIGSEGV in a racer: write down what the kernel did and what the pool held at that
+/// moment, count the racer finished, and end it alone. Anything else (a fault outside the
+/// racers) returns for the default action.
+pub(super) fn on_fault(crew: &Crew, f: sys::Fault) {
+    let tid = sys::gettid() as u32;
+    let ctl = crew.ctl();
+    let Some(s) = (0..crew.n).map(|i| crew.slot(i)).find(|s| s.self_tid.load(Acquire) == tid) else { return };
+    // First the pool, while whoever holds the last page still holds it.
+    if let Ok(c) = crate::pool::counts(crew.size) {
+        s.fault_total.store(c.total, Relaxed);
+        s.fault_free.store(c.free, Relaxed);
+    }
+    let g = ctl.generation.load(Acquire);
+    s.fault_sig.store(f.sig, Relaxed);
+    s.fault_code.store(f.code as u32, Relaxed);
+    s.fault_addr.store(f.addr as u64, Relaxed);
+    s.fault_cpu.store(sys::getcpu().unwrap_or(u32::MAX), Relaxed);
+    s.state.store(DEAD, Release);
+    crew.finish(g);
+    sys::exit_thread(128 + f.sig as i32)
+}
