@@ -460,7 +460,7 @@ fn check_start_state(size: u64, s: &State, starts: u64, why: &mut Line) -> Step<
 fn killed(d: &race::Death, why: &mut Line, failed: &mut u64) -> Stop {
     race::death_line(why, d);
     match d.oom_kills {
-        Some(k) if k > 0 && d.sig == k::SIGKILL => {
+        Some(k) if k > 0 && d.sig == k::SIGKILL && d.oom_victim != Some(false) => {
             *failed += 1;
             why.f(" while the kernel's OOM killer killed {} process(es) (oom_kill in /proc/vmstat): the fault on the last free hugepage ended in an OOM kill", &[k]);
             Stop { res: Res::Fail }
@@ -477,19 +477,23 @@ fn explained(size: u64, refused_before: Option<u64>, s: &State, f: &race::Fault,
     if let (Some(b), Some(a)) = (refused_before, crate::cgroup::failures(size))
         && a > b
     {
-        return Err(Stop::brok(why.f(
-            "inconclusive: this process's hugetlb cgroup (or a parent) refused {} {size} charge(s) during the run (its limit, not the race)",
+        why.f(
+            "inconclusive: this process's hugetlb cgroup (or a parent) refused {} {size} charge(s) during the run (its limit, not the race); ",
             &[a - b, size],
-        )));
+        );
+        fault_facts(why, f);
+        return Err(Stop::brok(why));
     }
     // In use at the failure: what the fill left in use, and the page a winner took.
     let ours = s.in_use + f.winners.min(1);
     let in_use = f.total.saturating_sub(f.free);
     if f.total != 0 && in_use > ours {
-        return Err(Stop::brok(why.f(
-            "inconclusive: another process took the last hugepage ({} {size} pages in use at the failure, {} of them ours and the other racers')",
+        why.f(
+            "inconclusive: another process took the last hugepage ({} {size} pages in use at the failure, {} of them ours and the other racers'); ",
             &[in_use, size, ours],
-        )));
+        );
+        fault_facts(why, f);
+        return Err(Stop::brok(why));
     }
     Ok(())
 }
@@ -518,13 +522,7 @@ fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64)
         l.f(" of {} racers on the last free hugepage ({} overlapped, {} missed and rerun)", &[rec.racers as u64, races, missed]);
         return Ok(());
     };
-    l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).s(race::signal_name(x.sig));
-    if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
-        l.s(" (").s(race::bus_code(x.code)).c(b')');
-    } else {
-        l.s(" (si_code ").i(x.code as i64).c(b')');
-    }
-    l.f(" at {hex} in race {}", &[x.addr, x.iteration]);
+    fault_facts(l, &x);
     if want > 0 {
         l.f(" of {}", &[want]);
     }
@@ -533,6 +531,17 @@ fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64)
         l.f("; {} of {} races failed", &[failed, races]);
     }
     Err(Stop { res: Res::Fail })
+}
+
+/// "racer 2 on CPU 1 got SIGBUS (BUS_ADRERR) at 0x7f0000000000 in race 3"
+fn fault_facts(l: &mut Line, x: &race::Fault) {
+    l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).s(race::signal_name(x.sig));
+    if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
+        l.s(" (").s(race::bus_code(x.code)).c(b')');
+    } else {
+        l.s(" (si_code ").i(x.code as i64).c(b')');
+    }
+    l.f(" at {hex} in race {}", &[x.addr, x.iteration]);
 }
 
 /// After a mode, with every page of ours given back, the pool must read as before it. A

@@ -145,6 +145,9 @@ pub struct Death {
     pub sig: u32,
     /// How far the kernel's oom_kill counter moved during the run (None: no /proc/vmstat).
     pub oom_kills: Option<u64>,
+    /// Whether the kernel log names this pid as the OOM killer's victim (None: the log
+    /// cannot be read here).
+    pub oom_victim: Option<bool>,
 }
 
 /// How a run of iterations ended.
@@ -274,7 +277,8 @@ impl<'a> Race<'a> {
                 Mode::Private => None,
             };
             let oom_kills = self.oom_before.and_then(|b| oom_kills().map(|a| a.saturating_sub(b)));
-            return Some(Death { racer, pid, sig, oom_kills });
+            let oom_victim = if oom_kills.unwrap_or(0) > 0 { oom_victim(pid) } else { Some(false) };
+            return Some(Death { racer, pid, sig, oom_kills, oom_victim });
         }
         None
     }
@@ -437,6 +441,26 @@ fn oom_kills() -> Option<u64> {
     let mut buf = [0u8; 8192];
     let n = sys::read_file(c"/proc/vmstat", &mut buf).ok()?;
     crate::parse::vmstat(&buf[..n], b"oom_kill")
+}
+
+/// Whether the kernel log holds the OOM killer's "Killed process <pid> " for this pid: an
+/// OOM kill elsewhere during the run must not pass for ours. None if /dev/kmsg cannot be
+/// read (no permission, no devtmpfs).
+fn oom_victim(pid: i32) -> Option<bool> {
+    let fd = sys::open(c"/dev/kmsg", k::O_RDONLY | k::O_NONBLOCK).ok()?;
+    let mut want = Line::new();
+    want.s("Killed process ").u(pid as u64).c(b' ');
+    // A record is at most 1K of text after its prefix; a read into a smaller buffer fails.
+    let mut rec = [0u8; 2048];
+    loop {
+        // One record per read; EPIPE: a record was overwritten while we read, go on.
+        match sys::read(fd.raw(), &mut rec) {
+            Ok(0) => return Some(false),
+            Ok(n) if rec[..n].windows(want.as_bytes().len()).any(|w| w == want.as_bytes()) => return Some(true),
+            Ok(_) | Err(Errno::EPIPE) => {}
+            Err(_) => return Some(false),
+        }
+    }
 }
 
 fn is_stopped(tid: u32) -> bool {

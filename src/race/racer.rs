@@ -289,8 +289,8 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             _ => {}
         }
         if offset != 0 {
-            let t = sys::monotonic_ns();
-            while sys::monotonic_ns().wrapping_sub(t) < offset {}
+            let t = sys::monotonic_raw_ns();
+            while sys::monotonic_raw_ns().wrapping_sub(t) < offset {}
         }
         // ...go: the contested write, stamped on both sides (a warm-up lap only stamps).
         let t0 = sys::cycles();

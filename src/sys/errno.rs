@@ -26,6 +26,7 @@ impl Errno {
     pub const ENOENT: Errno = Errno(e::ENOENT as u16);
     pub const EINTR: Errno = Errno(e::EINTR as u16);
     pub const EAGAIN: Errno = Errno(e::EAGAIN as u16);
+    pub const EPIPE: Errno = Errno(e::EPIPE as u16);
     pub const ENOMEM: Errno = Errno(e::ENOMEM as u16);
     pub const EACCES: Errno = Errno(e::EACCES as u16);
     pub const EEXIST: Errno = Errno(e::EEXIST as u16);
