@@ -255,7 +255,8 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     if let Err(s) = r {
         rec.res = s.res;
     }
-    if let (Some(p), Some(b)) = (&pool, before) {
+    // (After a TBROK the run proves nothing either way; its reason stands alone.)
+    if let (Some(p), Some(b), Res::Pass | Res::Fail) = (&pool, before, rec.res) {
         // Every page and mapping of ours is gone by now: the racers were joined, and the
         // file and the contested mapping were dropped with race_mode's frame.
         judge_returned(p, &b, &mut rec);

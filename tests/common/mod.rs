@@ -2,6 +2,8 @@
 //! touches the host's hugepage pools, and put the pools back however a test ends.
 #![allow(dead_code)]
 
+pub mod inject;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -139,4 +141,21 @@ pub fn assert_no_racers_left() {
     let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
     let left: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).filter(|p| *p != me).collect();
     assert!(left.is_empty(), "hugerace processes left running: {left:?}");
+}
+
+/// The child processes of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// Wait (10 s at most) until `pid` has `n` children; returns them.
+pub fn wait_children(pid: u32, n: usize) -> Vec<u32> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let c = children(pid);
+        if c.len() >= n || t0.elapsed().as_secs() > 10 {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

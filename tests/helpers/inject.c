@@ -18,9 +18,12 @@
  *   return SYSCALL VALUE     the call is not made and returns VALUE, as if it had worked
  *   hold SYSCALL             the calling task is held stopped at the call's entry until it
  *                            is killed or PROGRAM ends (then it is killed)
- *   sleep SYSCALL SECONDS    the call becomes nanosleep(SECONDS) and returns 0: the task is
+ *   sleep SYSCALL SECONDS    the call becomes nanosleep(SECONDS, may be 0.05) and returns 0: the task is
  *                            late but neither stopped nor gone (the timespec goes 4K below
  *                            the caller's stack pointer)
+ *   delay SYSCALL SECONDS    the task is held at the call's entry this long (and the helper
+ *                            with it), then the call is made as usual; the report line
+ *                            comes first, so that its reader can look around meanwhile
  *   steal SYSCALL SIZE [N]   once the call has returned, this helper takes N (default 1)
  *                            hugepages of SIZE bytes into a memfd of its own (fallocate, so
  *                            a missing page is an error here, never a SIGBUS), and holds
@@ -47,6 +50,7 @@
 #include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MFD_HUGE_SHIFT
@@ -67,7 +71,7 @@ static const struct { const char *name; long nr; } SYSCALLS[] = {
     {"socket", SYS_socket}, {"bind", SYS_bind}, {"mount", SYS_mount}, {"mkdir", SYS_mkdir},
     {"fstatfs", SYS_fstatfs}, {"wait4", SYS_wait4}, {"waitid", SYS_waitid}, {"kill", SYS_kill},
     {"futex", SYS_futex}, {"uname", SYS_uname}, {"getdents64", SYS_getdents64},
-    {"getppid", SYS_getppid},
+    {"getppid", SYS_getppid}, {"clock_gettime", SYS_clock_gettime},
 };
 
 static const struct { const char *name; int e; } ERRNOS[] = {
@@ -77,7 +81,7 @@ static const struct { const char *name; int e; } ERRNOS[] = {
     {"EOPNOTSUPP", EOPNOTSUPP},
 };
 
-enum action { FAIL, RETURN, HOLD, SLEEP, STEAL, CPU };
+enum action { FAIL, RETURN, HOLD, SLEEP, DELAY, STEAL, CPU };
 
 static struct {
     enum action action;
@@ -86,7 +90,8 @@ static struct {
     long ret;                /* FAIL (-errno), RETURN */
     unsigned long size, n;   /* STEAL */
     unsigned from, to;       /* CPU */
-    unsigned long secs;      /* SLEEP */
+    unsigned long secs, nsec; /* SLEEP */
+    const char *secs_text;
     unsigned long after;
     int all;
     int str_idx;
@@ -225,20 +230,29 @@ static int syscall_stop(pid_t tid) {
             fprintf(stderr, "inject: holding tid %d at %s #%lu\n", tid, opt.name, matched);
             return HELD;
         }
+        if (opt.action == DELAY) {
+            if (!pick()) return 0;
+            injected++;
+            /* Said first, so that a reader of our stderr acts while the task waits. */
+            fprintf(stderr, "inject: %s #%lu delayed %s s (tid %d)\n", opt.name, matched, opt.secs_text, tid);
+            struct timespec ts = {(time_t)opt.secs, (long)opt.nsec};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+            return 0;
+        }
         if (opt.action == SLEEP) {
             if (!pick()) return 0;
             struct user_regs_struct r;
             if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0) return die("GETREGS: %s", strerror(errno)), -1;
             unsigned long ts = (r.rsp - 4096) & ~15UL;
             if (ptrace(PTRACE_POKEDATA, tid, (void *)ts, (void *)opt.secs) < 0 ||
-                ptrace(PTRACE_POKEDATA, tid, (void *)(ts + 8), (void *)0) < 0)
+                ptrace(PTRACE_POKEDATA, tid, (void *)(ts + 8), (void *)opt.nsec) < 0)
                 return die("POKEDATA: %s", strerror(errno)), -1;
             r.orig_rax = SYS_nanosleep;
             r.rdi = ts;
             r.rsi = 0;
             if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) return die("SETREGS: %s", strerror(errno)), -1;
             injected++;
-            fprintf(stderr, "inject: %s #%lu slept %lu s instead (tid %d)\n", opt.name, matched, opt.secs, tid);
+            fprintf(stderr, "inject: %s #%lu slept %s s instead (tid %d)\n", opt.name, matched, opt.secs_text, tid);
             return 0;
         }
         if (opt.action == FAIL || opt.action == RETURN) {
@@ -267,6 +281,7 @@ static int syscall_stop(pid_t tid) {
         return 0;
     case HOLD:
     case SLEEP:
+    case DELAY:
         return 0;
     case STEAL:
         if (!pick()) return 0;
@@ -332,11 +347,17 @@ int main(int argc, char **argv) {
         opt.action = HOLD;
         opt.name = w[0];
         opt.nr = syscall_nr(w[0]);
-    } else if (!strcmp(a, "sleep") && words == 2) {
-        opt.action = SLEEP;
+    } else if ((!strcmp(a, "sleep") || !strcmp(a, "delay")) && words == 2) {
+        opt.action = !strcmp(a, "sleep") ? SLEEP : DELAY;
         opt.name = w[0];
         opt.nr = syscall_nr(w[0]);
-        opt.secs = num(w[1]);
+        /* Whole seconds, or a decimal fraction: 0.05 */
+        char *end;
+        double d = strtod(w[1], &end);
+        if (*end || !(d >= 0) || d > 3600) usage();
+        opt.secs = (unsigned long)d;
+        opt.nsec = (unsigned long)((d - (double)opt.secs) * 1e9);
+        opt.secs_text = w[1];
     } else if (!strcmp(a, "steal") && (words == 2 || words == 3)) {
         opt.action = STEAL;
         opt.name = w[0];
