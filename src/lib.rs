@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cpus;
 pub mod hugefile;
 pub mod lock;
+pub mod others;
 pub mod out;
 pub mod parse;
 pub mod pid1;

@@ -121,7 +121,7 @@ fn ktap_pass() {
     assert!(res[0].0 && res[0].1.starts_with("shared "), "{res:?}");
     assert!(res[1].0 && res[1].1.starts_with("private "), "{res:?}");
     assert!(!r.out.contains("# SKIP"), "{}", r.out);
-    assert!(r.out.contains("races measured"), "figures as diagnostics:\n{}", r.out);
+    assert!(r.out.contains(": 3 races, 0 failed, skew p50 "), "figures as diagnostics:\n{}", r.out);
     assert!(r.out.ends_with("# Totals: pass:2 fail:0 xfail:0 xpass:0 skip:0 error:0\n"), "{}", r.out);
     g.assert_restored();
 }

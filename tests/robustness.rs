@@ -326,11 +326,13 @@ fn another_process_taking_the_last_page_is_never_a_tfail() {
         assert!(!out.contains("TFAIL"), "{mode}: a page taken from outside gave TFAIL:\n{out}");
         assert_eq!(code.unwrap_or(-1) & 1, 0, "{mode}: {out}");
         if out.contains("TBROK") {
-            assert!(out.contains("TBROK: ") && out.contains("inconclusive: another process took the last hugepage"), "{out}");
+            assert!(out.contains("TBROK: ") && out.contains("inconclusive: another process took the last"), "{out}");
         }
-        if mode == "shared" && grabbed {
-            // Between races the shared page has no reservation, so the helper can take it.
-            assert!(out.contains("inconclusive: another process took the last hugepage"), "{out}");
+        if grabbed {
+            // The page is reserved before every race, so the helper can have it only while
+            // the page is given back between races: the renewal then fails, or the pool
+            // reads differently before the next race.
+            assert!(out.contains("inconclusive: "), "{out}");
         }
     }
     g.set_nr(2048, g.before.get(2048, "nr_hugepages").unwrap_or(0));

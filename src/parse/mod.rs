@@ -124,6 +124,14 @@ impl Counts {
     }
 }
 
+/// Whether a /proc/<pid>/smaps line says its mapping is made of hugetlb pages of `size`
+/// bytes: `KernelPageSize:     2048 kB` (a THP or base-page mapping says the base size).
+pub fn smaps_pagesize_is(line: &[u8], size: u64) -> bool {
+    let Some(v) = line.strip_prefix(b"KernelPageSize:") else { return false };
+    let v = trim(v);
+    v.strip_suffix(b"kB").map(trim).and_then(u64_dec).and_then(|kb| kb.checked_mul(1024)) == Some(size)
+}
+
 /// A `key value` line of /proc/vmstat.
 pub fn vmstat(text: &[u8], key: &[u8]) -> Option<u64> {
     text.split(|&c| c == b'\n').find_map(|line| line.strip_prefix(key)?.strip_prefix(b" ").and_then(u64_dec))

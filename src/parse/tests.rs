@@ -145,3 +145,11 @@ fn impossible_counters() {
     assert!(c(4, 5, 0, 0).impossible().unwrap().contains("free"));
     assert!(c(4, 0, 0, 5).impossible().unwrap().contains("surplus"));
 }
+
+#[test]
+fn smaps_page_sizes() {
+    assert!(smaps_pagesize_is(b"KernelPageSize:     2048 kB", 2 << 20));
+    assert!(!smaps_pagesize_is(b"KernelPageSize:        4 kB", 2 << 20));
+    assert!(!smaps_pagesize_is(b"MMUPageSize:     2048 kB", 2 << 20));
+    assert!(smaps_pagesize_is(b"KernelPageSize: 1048576 kB", 1 << 30));
+}

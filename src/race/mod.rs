@@ -261,9 +261,6 @@ impl<'a> Race<'a> {
     /// A racer process, or the racer threads' process, that ended while the run goes on
     /// (the fault handler's own exit is no vanishing: its racer is DEAD).
     fn vanished(&self) -> Option<Death> {
-        if self.crew.ctl().end.load(Acquire) != RUNNING {
-            return None;
-        }
         for i in 0..self.spawned {
             let pid = self.pid(i);
             let sig = match sys::child_ended(pid) {
@@ -271,6 +268,11 @@ impl<'a> Race<'a> {
                 Some(sys::Ended::Exit(_)) => 0,
                 None => continue,
             };
+            // Looked at after the exit was seen: a racer that ended the run stored that
+            // before it left, so its leaving is no vanishing.
+            if self.crew.ctl().end.load(Acquire) != RUNNING {
+                return None;
+            }
             let racer = match self.crew.mode {
                 Mode::Shared if self.crew.slot(i).state.load(Acquire) == DEAD => continue,
                 Mode::Shared => Some(i),
@@ -325,8 +327,8 @@ impl<'a> Race<'a> {
             {
                 // A racer stopped where no partner spins on it (closing an iteration).
                 return Err(Stop::brok(why.f(
-                    "racer {} is stopped (SIGSTOP or a debugger) while closing race {}",
-                    &[i as u64 + 1, ctl.iterations.load(Acquire) + 1],
+                    "racer {} never reached the start line of race {}: it is stopped (SIGSTOP or a debugger)",
+                    &[i as u64 + 1, ctl.iterations.load(Acquire) + ctl.missed.load(Acquire) + 1],
                 )));
             }
             if stopping.is_none() {
@@ -376,16 +378,21 @@ impl<'a> Race<'a> {
             }
             RENEW_FAILED => {
                 let e = Errno(ctl.renew_errno.load(Acquire) as u16);
-                why.f("inconclusive: giving the contested page back and reserving it again after race {} failed: {errno}", &[races, e.0 as u64]);
+                let runs = races + ctl.missed.load(Acquire);
                 if e == Errno::ENOMEM {
-                    why.s(" (another process took the last free page)");
+                    // The punch (or the old private mapping's end) freed the page, and the
+                    // reservation that should take it again could not: someone else has it.
+                    return Err(Stop::brok(why.f(
+                        "inconclusive: another process took the last free page while the contested page was given back after race {} (reserving it again: {errno})",
+                        &[runs, e.0 as u64],
+                    )));
                 }
-                Err(Stop::brok(why))
+                Err(Stop::brok(why.f("giving the contested page back and reserving it again after race {} failed: {errno}", &[runs, e.0 as u64])))
             }
             STATE_CHANGED => Err(Stop::brok(why.f(
                 "inconclusive: before race {} the pool read {} free, {} reserved, not {} and {} as before race 1 (another process uses these hugepages)",
                 &[
-                    races + 1,
+                    races + ctl.missed.load(Acquire) + 1,
                     ctl.seen_free.load(Acquire),
                     ctl.seen_resv.load(Acquire),
                     ctl.expect_free.load(Acquire),

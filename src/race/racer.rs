@@ -95,6 +95,10 @@ impl Crew<'_> {
             if ctl.missed_row.fetch_add(1, Relaxed) + 1 >= MISS_BOUND {
                 return self.end(MISSED_TOO_OFTEN);
             }
+            // On a loaded machine the racers can fall into opposite time slices of their
+            // CPUs and stay there, missing race after race: a random pause of up to a
+            // millisecond shakes them out of step.
+            sys::sleep_ns((sys::cycles() >> 4) % 1_000_000);
             ctl.iterations.load(Acquire)
         };
         let (want, until) = (ctl.want.load(Relaxed), ctl.until_ns.load(Relaxed));
@@ -218,8 +222,10 @@ pub(super) fn host(_: usize, a: &HostArg) -> usize {
             failed(STEP_CLONE, e);
         }
     }
+    // (A bounded wait: the racers' own between-race sleep is the only unbounded futex wait,
+    // which lets a test pick it out.)
     while ctl.end.load(Acquire) == RUNNING {
-        let _ = sys::futex_wait(&ctl.end, RUNNING, 0);
+        let _ = sys::futex_wait(&ctl.end, RUNNING, 1_000_000_000);
     }
     // Let the threads leave on their own (a stopped one is killed with us).
     for i in 0..crew.n {
