@@ -28,6 +28,8 @@
  *                            hugepages of SIZE bytes into a memfd of its own (fallocate, so
  *                            a missing page is an error here, never a SIGBUS), and holds
  *                            them until PROGRAM has exited
+ *   reserve SYSCALL SIZE [N] as steal, but the pages are only reserved (a MAP_SHARED mapping
+ *                            never touched), not used
  *   cpu FROM TO              a getcpu that reports CPU FROM reports TO instead (the helper
  *                            pokes TO into the caller's *cpu as the call returns)
  *
@@ -89,6 +91,7 @@ static struct {
     const char *name;
     long ret;                /* FAIL (-errno), RETURN */
     unsigned long size, n;   /* STEAL */
+    int reserve_only;        /* STEAL as `reserve` */
     unsigned from, to;       /* CPU */
     unsigned long secs, nsec; /* SLEEP */
     const char *secs_text;
@@ -208,6 +211,12 @@ static int steal(void) {
     steal_fd = memfd_create("inject-steal", MFD_HUGETLB | (shift << MFD_HUGE_SHIFT));
     if (steal_fd < 0) return die("memfd_create(MFD_HUGETLB, %lu): %s", opt.size, strerror(errno)), -1;
     if (ftruncate(steal_fd, opt.size * opt.n) < 0) return die("ftruncate: %s", strerror(errno)), -1;
+    if (opt.reserve_only) {
+        /* A shared mapping reserves its pages at mmap; nothing is touched, none is used. */
+        if (mmap(0, opt.size * opt.n, PROT_READ | PROT_WRITE, MAP_SHARED, steal_fd, 0) == MAP_FAILED)
+            return die("reserving %lu hugepages of %lu bytes: %s", opt.n, opt.size, strerror(errno)), -1;
+        return 0;
+    }
     if (fallocate(steal_fd, 0, 0, opt.size * opt.n) < 0)
         return die("taking %lu hugepages of %lu bytes: %s", opt.n, opt.size, strerror(errno)), -1;
     return 0;
@@ -287,7 +296,7 @@ static int syscall_stop(pid_t tid) {
         if (!pick()) return 0;
         if (steal() < 0) return -1;
         injected++;
-        fprintf(stderr, "inject: stole %lu hugepage(s) of %lu bytes at %s #%lu (tid %d)\n", opt.n, opt.size, opt.name, matched, tid);
+        fprintf(stderr, "inject: %s %lu hugepage(s) of %lu bytes at %s #%lu (tid %d)\n", opt.reserve_only ? "reserved" : "stole", opt.n, opt.size, opt.name, matched, tid);
         return 0;
     case CPU: {
         if (si.exit.is_error || !t->cpu_ptr) return 0;
@@ -358,8 +367,9 @@ int main(int argc, char **argv) {
         opt.secs = (unsigned long)d;
         opt.nsec = (unsigned long)((d - (double)opt.secs) * 1e9);
         opt.secs_text = w[1];
-    } else if (!strcmp(a, "steal") && (words == 2 || words == 3)) {
+    } else if ((!strcmp(a, "steal") || !strcmp(a, "reserve")) && (words == 2 || words == 3)) {
         opt.action = STEAL;
+        opt.reserve_only = !strcmp(a, "reserve");
         opt.name = w[0];
         opt.nr = syscall_nr(w[0]);
         opt.size = num(w[1]);
