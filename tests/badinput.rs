@@ -85,6 +85,9 @@ fn cases(tmp: &std::path::Path) -> Vec<Case> {
         // CPUs
         case(&[b"-c", b"5"], Usage, b"at least 2 CPUs '5'"),
         case(&[b"-c", b"1,1"], Usage, b"'1,1'"),
+        case(&[b"-n", b"3", b"-c", b"0,1,0"], Usage, b"'0,1,0'"),
+        case(&[b"-c", b"0-3,2"], Usage, b"'0-3,2'"),
+        case(&[b"--offset", b"soon"], Usage, b"'soon'"),
         case(&[b"-c", b"3-1"], Usage, b"'3-1'"),
         case(&[b"-c", b"0,99999999"], Usage, b"'0,99999999'"),
         case(&[b"-c", b"0,,1"], Usage, b"'0,,1'"),

@@ -97,3 +97,22 @@ fn no_progress_when_stderr_is_a_pipe() {
     assert!(!stdout(&o).contains('\r'));
     g.assert_restored();
 }
+
+#[test]
+fn the_progress_line_counts_failed_races() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let before = PoolState::read();
+    // The negative control fails every race; --keep-going races on, and the line says so.
+    let Some((tty, out, rc)) = on_a_terminal(&["-I", "2", "--keep-going", "--leave-free", "0", "--noreserve", "shared"]) else { return };
+    assert_eq!(rc, 1, "{out}{tty:?}");
+    let draws: Vec<&str> = tty.split(WIPE).filter(|d| !d.is_empty()).collect();
+    let last = draws.last().unwrap_or_else(|| panic!("no progress drawn: {tty:?}"));
+    let failed: u64 = last.rsplit(", ").next().and_then(|f| f.strip_suffix(" failed")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(failed > 0, "the progress line does not count failed races: {last:?}");
+    assert!(out.contains("TFAIL: shared 2M: "), "{out}");
+    assert_eq!(PoolState::read(), before, "pool not restored");
+}
