@@ -17,6 +17,13 @@ pub enum PageSel {
     Size(u64),
 }
 
+/// Which race: the alloc-instantiate race (libhugetlbfs's), or MADV_DONTNEED against a fault.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RaceKind {
+    Alloc,
+    Dontneed,
+}
+
 /// How many racers: a number, or one per allowed CPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Racers {
@@ -26,6 +33,7 @@ pub enum Racers {
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
+    pub race: RaceKind,
     pub shared: bool,
     pub private: bool,
     pub pagesize: PageSel,
@@ -54,6 +62,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            race: RaceKind::Alloc,
             shared: true,
             private: true,
             pagesize: PageSel::Default,
@@ -93,6 +102,7 @@ pub struct Error {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Key {
+    Race,
     Mode,
     PageSize,
     Racers,
@@ -127,6 +137,8 @@ pub struct Opt {
 pub const GROUPS: [&str; 4] = ["What to race", "How to race", "Pool and files", "Output"];
 
 pub const OPTIONS: &[Opt] = &[
+    Opt { key: Key::Race, short: 0, long: "race", value: "RACE", group: 0,
+          help: "alloc (the alloc-instantiate race) or dontneed [alloc]" },
     Opt { key: Key::Mode, short: b'm', long: "mode", value: "MODE", group: 0,
           help: "shared (processes), private (threads) or both [both]" },
     Opt { key: Key::PageSize, short: b's', long: "pagesize", value: "SIZE", group: 0,
@@ -221,6 +233,22 @@ pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result
         };
         if let Some(a) = apply(&mut cfg, opt.key, val, w)? { return Ok(a) }
     }
+    if cfg.race == RaceKind::Dontneed {
+        if seen & (1 << Key::Mode as u32) != 0 {
+            return Err(Error { msg: "the dontneed race has no mode (shared and private are the alloc race's)", arg: b"--race dontneed" });
+        }
+        if cfg.format == Format::Hugetlbfs {
+            return Err(Error { msg: "libhugetlbfs has no such test; its format is the alloc race's", arg: b"--race dontneed" });
+        }
+        if cfg.racers != Racers::Count(2) || cfg.offset_ns != 0 {
+            return Err(Error { msg: "the dontneed race takes 2 racers and aims its own offset", arg: b"--race dontneed" });
+        }
+        if cfg.leave_free != 1 {
+            return Err(Error { msg: "the dontneed race needs exactly one free page", arg: b"--leave-free" });
+        }
+        // One race, a madvise and a write on one private anonymous page.
+        (cfg.shared, cfg.private) = (false, true);
+    }
     if cfg.leave_free == 0 && !cfg.noreserve {
         // Without MAP_NORESERVE the kernel refuses to map a page it cannot reserve, so the
         // run could only end in TBROK: say so now.
@@ -285,6 +313,13 @@ fn count(val: &'static [u8], opt: &'static [u8], max: u64, zero_ok: bool) -> Res
 
 fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> Result<Option<Action>, Error> {
     match key {
+        Key::Race => {
+            cfg.race = match val {
+                b"alloc" => RaceKind::Alloc,
+                b"dontneed" => RaceKind::Dontneed,
+                _ => return Err(Error { msg: "race must be alloc or dontneed", arg: val }),
+            }
+        }
         Key::Mode => set_mode(cfg, val).ok_or(Error { msg: "mode must be shared, private or both", arg: val })?,
         Key::PageSize => {
             cfg.pagesize = if val == b"all" {
@@ -383,6 +418,9 @@ mod tests {
         assert_eq!(c.cpus, Some(&b"0-2"[..]));
         assert_eq!(c.format, Format::Json);
         assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
+        let c = run(&["--race", "dontneed", "-i", "7"]).unwrap();
+        assert_eq!(c.race, RaceKind::Dontneed);
+        assert!(!c.shared && c.private);
         let c = run(&["--keep-going", "--offset", "2500"]).unwrap();
         assert!(c.keep_going);
         assert_eq!(c.offset_ns, 2500);
@@ -424,6 +462,11 @@ mod tests {
             (&["-c", "0,9000"], "0,9000"),
             (&["--offset", "x"], "x"),
             (&["--offset", "99999999999"], "--offset"),
+            (&["--race", "fast"], "fast"),
+            (&["--race", "dontneed", "shared"], "--race dontneed"),
+            (&["--race", "dontneed", "-f", "hugetlbfs"], "--race dontneed"),
+            (&["--race", "dontneed", "-n", "3"], "--race dontneed"),
+            (&["--race", "dontneed", "--leave-free", "2"], "--leave-free"),
             (&["-c", "x"], "x"),
             (&["-m", "both", "shared"], "shared"),
             (&["-v", "-v"], "-v"),

@@ -167,6 +167,10 @@ impl Clock {
     fn now() -> Clock {
         Clock { ns: sys::monotonic_ns(), ticks: sys::cycles() }
     }
+    /// Nanoseconds and counter ticks from `origin` to this: ticks scale to ns by their ratio.
+    fn since(self, origin: Clock) -> (u64, u64) {
+        (self.ns - origin.ns, self.ticks.wrapping_sub(origin.ticks))
+    }
 }
 
 pub fn run(cfg: &Config) -> i32 {
@@ -178,9 +182,10 @@ pub fn run(cfg: &Config) -> i32 {
         rep.stop(b"setup", Stop::sys(&mut why, "sigaction", e), &why);
         return rep.finish();
     }
-    let modes: &[Mode] = match (cfg.shared, cfg.private) {
-        (true, true) => &[Mode::Shared, Mode::Private],
-        (true, false) => &[Mode::Shared],
+    let modes: &[Mode] = match (cfg.race, cfg.shared, cfg.private) {
+        (cli::RaceKind::Dontneed, _, _) => &[Mode::Dontneed],
+        (_, true, true) => &[Mode::Shared, Mode::Private],
+        (_, true, false) => &[Mode::Shared],
         _ => &[Mode::Private],
     };
     let mut sizes = [0u64; MAX_SIZES];
@@ -286,14 +291,25 @@ fn race_mode(
     *before = Some(read_counts(pool, &mut rec.msg)?);
     let mut file = HugeFile::open(size, cfg, &mut rec.msg)?;
     let (take, filled) = fill_all_but_last(pool, &mut file, cfg.leave_free, &mut rec.msg)?;
-    let page = map_contested(&file, take, shared, cfg.noreserve, &mut rec.msg)?;
+    let dontneed = mode == Mode::Dontneed;
+    let page = if dontneed { map_dontneed(size, &mut rec.msg)? } else { map_contested(&file, take, shared, cfg.noreserve, &mut rec.msg)? };
 
-    let renew = || file.renew(&page, shared, cfg.noreserve);
+    let renew_alloc = || file.renew(&page, shared, cfg.noreserve);
+    // The dontneed race starts with its page instantiated (MAP_POPULATE: a page that cannot
+    // be had shows in the counters, not as a SIGBUS outside the race).
+    let populate = k::MAP_POPULATE | if cfg.noreserve { k::MAP_NORESERVE } else { 0 };
+    let renew_dontneed = || page.remap_anon_hugetlb(size as usize, populate);
+    let renew: race::Renew = if dontneed { &renew_dontneed } else { &renew_alloc };
     let nracers = rec.racers as usize;
-    let crew = Crew::new(mode, size, &page, &renew, nracers, cfg.rt, cfg.offset_ns, &mut rec.msg)?;
+    let crew = Crew::new(mode, size, &page, renew, nracers, cfg.rt, cfg.offset_ns, &mut rec.msg)?;
     // Every race starts from the original test's state: the free pages as filled, and the
-    // contested page reserved by its mapping (unless --noreserve).
-    let state = State { free: filled.free, resv: filled.resv + if cfg.noreserve { 0 } else { 1 }, in_use: filled.in_use() };
+    // contested page reserved by its mapping (unless --noreserve). The dontneed race's page
+    // is in use instead: the last free page, which the madvise is to give back.
+    let state = if dontneed {
+        State { free: filled.free - 1, resv: filled.resv, in_use: filled.in_use() + 1, dontneed }
+    } else {
+        State { free: filled.free, resv: filled.resv + if cfg.noreserve { 0 } else { 1 }, in_use: filled.in_use(), dontneed }
+    };
     crew.expect(state.free, state.resv);
     let mut say = |race: &Race, rec: &Record| {
         rep.info(&|l| {
@@ -307,7 +323,11 @@ fn race_mode(
             } else {
                 l.s("unchanged");
             }
-            l.f(if shared { "; {} processes on CPUs " } else { "; {} threads of a child process on CPUs " }, &[nracers as u64]).b(rec.cpus.as_bytes());
+            if dontneed {
+                l.s("; MADV_DONTNEED and a write, threads of a child process on CPUs ").b(rec.cpus.as_bytes());
+            } else {
+                l.f(if shared { "; {} processes on CPUs " } else { "; {} threads of a child process on CPUs " }, &[nracers as u64]).b(rec.cpus.as_bytes());
+            }
             l.f("; each race starts with {} free, {} reserved", &[state.free, state.resv]);
         });
         if cfg.rt && race.rt_refused() {
@@ -362,13 +382,23 @@ fn map_contested(file: &HugeFile, take: u64, shared: bool, noreserve: bool, why:
     })
 }
 
+/// The dontneed race's page: MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB, made by the racer
+/// threads' process itself (a child's copy of a private mapping has no reservation, so a
+/// SIGBUS there would prove nothing); here only its address is held, MAP_NORESERVE, never
+/// touched.
+fn map_dontneed(size: u64, why: &mut Line) -> Step<Mapping> {
+    let len = usize::try_from(size).map_err(|_| Stop::sys(why, "page size", sys::Errno::EINVAL))?;
+    Mapping::anon_hugetlb(len, len, k::MAP_NORESERVE).map_err(|e| Stop::sys(why, "mmap of the page (MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB)", e))
+}
+
 /// The state each race starts from, and what the fill left in use.
 #[derive(Clone, Copy)]
 struct State {
     free: u64,
     resv: u64,
-    /// Pages in use after the fill (ours and anybody else's then).
+    /// Pages in use before a race (ours and anybody else's at the fill).
     in_use: u64,
+    dontneed: bool,
 }
 
 /// Release the racers: start them, race, and after a failed race under --keep-going start
@@ -438,7 +468,7 @@ fn release_racers(
     drop(progress);
     figures(rec, crew, failed, t0, origin);
     r?;
-    verdict(rec, first, failed, want)
+    verdict(rec, first, failed, want, origin)
 }
 
 /// Before the first race of a start, the pool must read as the original test sets it up.
@@ -485,18 +515,30 @@ fn explained(size: u64, refused_before: Option<u64>, s: &State, f: &race::Fault,
         fault_facts(why, f);
         return Err(Stop::brok(why));
     }
-    // In use at the failure: what the fill left in use, and the page a winner took.
-    let ours = s.in_use + f.winners.min(1);
-    let in_use = f.total.saturating_sub(f.free);
-    if f.total != 0 && in_use > ours {
-        why.f(
-            "inconclusive: another process took the last hugepage ({} {size} pages in use at the failure, {} of them ours and the other racers'); ",
-            &[in_use, size, ours],
-        );
+    if let Some(why_not) = taken_elsewhere(s, f) {
+        why.s("inconclusive: ").s(why_not).f(" ({} {size} pages in use, {} free at the failure; ", &[f.total.saturating_sub(f.free), size, f.free]);
         fault_facts(why, f);
+        why.c(b')');
         return Err(Stop::brok(why));
     }
     Ok(())
+}
+
+/// Whether the pool at the moment of the fault says another process took the page. The
+/// alloc race: more pages in use than the fill left in use plus the page a winner took. The
+/// dontneed race: its page is freed by the madvise, so the count alone cannot tell it from a
+/// page taken by someone else; the kernel is to blame if the madvise was still under way
+/// when the writer's fault was handled (the page not yet given back), or if the page is
+/// free now (nobody took it).
+fn taken_elsewhere(s: &State, f: &race::Fault) -> Option<&'static str> {
+    if f.total == 0 {
+        return None;
+    }
+    let in_use = f.total.saturating_sub(f.free);
+    if s.dontneed {
+        return (!f.madvise_inside && f.free <= s.free).then_some("the madvise had returned and no page was free at the writer's failure: another process may have taken the page it freed");
+    }
+    (in_use > s.in_use + f.winners.min(1)).then_some("another process took the last hugepage")
 }
 
 fn figures(rec: &mut Record, crew: &Crew, failed: u64, t0: u64, origin: Clock) {
@@ -508,14 +550,14 @@ fn figures(rec: &mut Record, crew: &Crew, failed: u64, t0: u64, origin: Clock) {
     f.failed = failed;
     f.passed = t.races.saturating_sub(failed);
     f.missed = t.missed;
-    let end = Clock::now();
-    let (num, den) = (end.ns - origin.ns, end.ticks.wrapping_sub(origin.ticks));
+    let (num, den) = Clock::now().since(origin);
     f.skew = Summary::of(t.skew, num, den);
     f.fault_p50 = crate::stats::scale(t.fault.percentile(50), num, den);
+    f.madvise_p50 = crate::stats::scale(t.madvise.percentile(50), num, den);
 }
 
 /// The result line of a mode whose races all ran: TPASS, or TFAIL with the first failure.
-fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64) -> Step<()> {
+fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64, origin: Clock) -> Step<()> {
     let (races, missed) = (rec.figs.iterations, rec.figs.missed);
     let l = &mut rec.msg;
     let Some(x) = first else {
@@ -527,7 +569,15 @@ fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64)
     if want > 0 {
         l.f(" of {}", &[want]);
     }
-    l.s(": the kernel failed the fault on the last free hugepage");
+    if rec.mode == Mode::Dontneed {
+        let (num, den) = Clock::now().since(origin);
+        l.f(
+            ": the kernel failed the writer's fault on the page that MADV_DONTNEED was freeing (the store was aimed {} ns into the madvise)",
+            &[crate::stats::scale(x.aim, num, den)],
+        );
+    } else {
+        l.s(": the kernel failed the fault on the last free hugepage");
+    }
     if failed > 1 || races > x.iteration {
         l.f("; {} of {} races failed", &[failed, races]);
     }
@@ -591,6 +641,26 @@ fn returned(before: &Counts, after: &Counts, others_map: bool) -> Option<Res> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fault(winners: u64, total: u64, free: u64, madvise_inside: bool) -> race::Fault {
+        race::Fault { racer: 1, cpu: 1, sig: 7, code: 2, addr: 0, iteration: 1, winners, total, free, aim: 0, madvise_inside }
+    }
+
+    #[test]
+    fn who_took_the_page() {
+        // The alloc race: 4 pages in use after the fill, 1 left free.
+        let alloc = State { free: 1, resv: 1, in_use: 4, dontneed: false };
+        assert_eq!(taken_elsewhere(&alloc, &fault(1, 5, 0, false)), None, "the winner holds the last page");
+        assert_eq!(taken_elsewhere(&alloc, &fault(0, 5, 1, false)), None, "nobody took it: the kernel failed");
+        assert!(taken_elsewhere(&alloc, &fault(0, 5, 0, false)).is_some(), "no winner, yet the last page is gone");
+        assert!(taken_elsewhere(&alloc, &fault(1, 6, 0, false)).is_some(), "the pool grew and was taken");
+        assert_eq!(taken_elsewhere(&alloc, &fault(0, 0, 0, false)), None, "no counts: no judgement");
+        // The dontneed race: its page in use before each race, none free.
+        let dn = State { free: 0, resv: 0, in_use: 5, dontneed: true };
+        assert_eq!(taken_elsewhere(&dn, &fault(1, 5, 0, true)), None, "the madvise still held the page");
+        assert_eq!(taken_elsewhere(&dn, &fault(1, 5, 1, false)), None, "the page came back and is free");
+        assert!(taken_elsewhere(&dn, &fault(1, 5, 0, false)).is_some(), "freed, then gone");
+    }
 
     #[test]
     fn what_the_pool_after_a_mode_says() {

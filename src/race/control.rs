@@ -38,6 +38,11 @@ pub const WARMUP: u32 = 4;
 /// Missed races in a row that end the run: a CPU that cannot keep up, not bad luck.
 pub const MISS_BOUND: u64 = 100;
 
+/// The dontneed race aims the writer at 2/8, 3/8 ... 8/8 of the madvise's duration in turn:
+/// where the window lies inside the call (after the unmap and the TLB flush, before the
+/// free) depends on the kernel and the machine, so every part of it is tried.
+pub const AIM_STEPS: u64 = 7;
+
 /// Counter value meaning "not checked" for the expected state.
 pub const UNCHECKED: u64 = u64::MAX;
 
@@ -85,8 +90,14 @@ pub struct Control {
     /// spent racing over every start: races/s leaves warm-up laps and restarts out.
     pub lap_t0: AtomicU64,
     pub race_ns: AtomicU64,
+    /// The dontneed race: ticks after the madvise's start at which the writer is to store
+    /// in this race; the sweep's step; the madvise's mean duration so far (ticks).
+    pub aim: AtomicU64,
+    pub sweep: AtomicU32,
+    pub madvise_ticks: AtomicU64,
     pub skew: Hist,
     pub fault: Hist,
+    pub madvise: Hist,
 }
 
 // A cache line (or two) per racer, so that one racer's trigger shares no line with another's.
@@ -119,6 +130,12 @@ pub struct Slot {
     pub fault_free: AtomicU64,
     pub t0: AtomicU64,
     pub t1: AtomicU64,
+    /// The dontneed race's writer: whether its store faulted (its minor faults moved).
+    pub faulted: AtomicU32,
+    /// The dontneed race's madvise: 1 while racer 1 is inside the call.
+    pub inside: AtomicU32,
+    /// The writer's fault handler: whether the madvise was still under way when it ran.
+    pub fault_inside: AtomicU32,
 }
 
 /// What one iteration's stamps say: each racer's counter just before (t0) and just after

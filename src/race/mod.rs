@@ -89,6 +89,7 @@ impl<'a> Crew<'a> {
             race_ns: ctl.race_ns.load(Acquire),
             skew: &ctl.skew,
             fault: &ctl.fault,
+            madvise: &ctl.madvise,
         }
     }
 
@@ -133,6 +134,11 @@ pub struct Fault {
     /// The pool when the fault handler ran: all pages, and free ones.
     pub total: u64,
     pub free: u64,
+    /// The dontneed race: how many counter ticks after the madvise's start the writer was
+    /// aimed to store, and whether the madvise was still under way when the writer's fault
+    /// handler ran.
+    pub aim: u64,
+    pub madvise_inside: bool,
 }
 
 /// A racer (or, in private mode, the process of the racer threads) that died of a signal
@@ -164,6 +170,8 @@ pub struct Tally<'a> {
     pub race_ns: u64,
     pub skew: &'a Hist,
     pub fault: &'a Hist,
+    /// The dontneed race: the madvise calls' durations.
+    pub madvise: &'a Hist,
 }
 
 /// The racers of one mode on one size, alive from `start` to drop.
@@ -193,7 +201,7 @@ impl<'a> Race<'a> {
             Mode::Shared => (0..n).try_for_each(|i| {
                 stacks.spawn(i, k::SIGCHLD, &crew.slot(i).tid, racer::racer, crew).map(|_| race.spawned += 1).map_err(|e| (i, e))
             }),
-            Mode::Private => {
+            Mode::Private | Mode::Dontneed => {
                 // The host's copy of this (made at the clone) is what it reads.
                 let arg = HostArg { crew, stacks: &stacks };
                 stacks.spawn(n, k::SIGCHLD, &crew.ctl().host, racer::host, &arg).map(|p| (race.spawned, race.host) = (1, p)).map_err(|e| (0, e))
@@ -254,7 +262,7 @@ impl<'a> Race<'a> {
     fn pid(&self, i: usize) -> i32 {
         match self.crew.mode {
             Mode::Shared => self.crew.slot(i).tid.load(Acquire) as i32,
-            Mode::Private => self.host,
+            Mode::Private | Mode::Dontneed => self.host,
         }
     }
 
@@ -276,7 +284,7 @@ impl<'a> Race<'a> {
             let racer = match self.crew.mode {
                 Mode::Shared if self.crew.slot(i).state.load(Acquire) == DEAD => continue,
                 Mode::Shared => Some(i),
-                Mode::Private => None,
+                Mode::Private | Mode::Dontneed => None,
             };
             let oom_kills = self.oom_before.and_then(|b| oom_kills().map(|a| a.saturating_sub(b)));
             let oom_victim = if oom_kills.unwrap_or(0) > 0 { oom_victim(pid) } else { Some(false) };
@@ -366,6 +374,8 @@ impl<'a> Race<'a> {
                     winners,
                     total: s.fault_total.load(Acquire),
                     free: s.fault_free.load(Acquire),
+                    aim: ctl.aim.load(Acquire),
+                    madvise_inside: s.fault_inside.load(Acquire) != 0,
                 }))
             }
             MISSING => {

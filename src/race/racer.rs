@@ -83,10 +83,15 @@ impl Crew<'_> {
             ctl.iterations.fetch_add(1, Release);
             return self.end(FAULTED);
         }
-        ctl.skew.add(j.skew());
-        self.tune_delay(g);
-        ctl.fault.add(j.fault);
-        let done = if j.overlapped() {
+        let overlapped = if self.mode == Mode::Dontneed {
+            self.judge_dontneed()
+        } else {
+            ctl.skew.add(j.skew());
+            self.tune_delay(g);
+            ctl.fault.add(j.fault);
+            j.overlapped()
+        };
+        let done = if overlapped {
             ctl.missed_row.store(0, Relaxed);
             ctl.iterations.fetch_add(1, Release) + 1
         } else {
@@ -115,6 +120,27 @@ impl Crew<'_> {
         self.release(g)
     }
 
+    /// The dontneed race's judge: the writer's store must have faulted (so the madvise had
+    /// unmapped the page already) and begun before the madvise returned (so the page was not
+    /// yet surely freed). Then aim the next race's writer at the next step of the sweep.
+    fn judge_dontneed(&self) -> bool {
+        let ctl = self.ctl();
+        let (a, b) = (self.slot(0), self.slot(1));
+        let (a0, a1, b0, b1) = (a.t0.load(Acquire), a.t1.load(Acquire), b.t0.load(Acquire), b.t1.load(Acquire));
+        let took = a1.wrapping_sub(a0);
+        ctl.madvise.add(took);
+        ctl.skew.add(b0.saturating_sub(a0));
+        ctl.fault.add(b1.wrapping_sub(b0));
+        let avg = match ctl.madvise_ticks.load(Relaxed) {
+            0 => took,
+            m => (m * 7 + took) / 8,
+        };
+        ctl.madvise_ticks.store(avg, Relaxed);
+        let step = ctl.sweep.fetch_add(1, Relaxed) as u64 % AIM_STEPS;
+        ctl.aim.store(avg * (2 + step) / (AIM_STEPS + 1), Relaxed);
+        b.faulted.load(Acquire) != 0 && b0 < a1
+    }
+
     /// Whether the pool reads as before race 1: the same free pages, the same reservations.
     /// What was read is kept for the report when it does not.
     fn state_is_original(&self) -> bool {
@@ -134,7 +160,7 @@ impl Crew<'_> {
     /// mean start and its own. Converges in a few iterations; bounded by START_DELAY_MAX.
     /// Not under --offset, where the gap is wanted.
     fn tune_delay(&self, g: u32) {
-        if self.ctl().offset_ns.load(Relaxed) != 0 {
+        if self.ctl().offset_ns.load(Relaxed) != 0 || self.mode == Mode::Dontneed {
             return;
         }
         // The last arriver, then its partners' mean start relative to its own: differences
@@ -249,7 +275,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
     let setup = match crew.mode {
         Mode::Shared => child_setup(crew),
         // A thread of the host, which did the rest.
-        Mode::Private => sys::block_termination(true).map_err(|e| (STEP_SIGNALS, e)),
+        Mode::Private | Mode::Dontneed => sys::block_termination(true).map_err(|e| (STEP_SIGNALS, e)),
     };
     if let Err((step, e)) = setup.and_then(|_| pin(me)) {
         return fail_setup(me, ctl, step, e);
@@ -261,6 +287,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
     ctl.started.fetch_add(1, Release);
     sys::futex_wake(&ctl.started, i32::MAX as u32);
     let offset = if i > 0 { ctl.offset_ns.load(Relaxed) } else { 0 };
+    let dontneed = crew.mode == Mode::Dontneed;
 
     let mut g = 0u32;
     loop {
@@ -278,6 +305,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             }
             let _ = sys::futex_wait(&ctl.generation, g, 0);
         }
+        let faults = if dontneed { sys::minor_faults() } else { 0 };
         // Ready... set...
         me.ready.store(g, Release);
         match start_line(crew, g) {
@@ -298,16 +326,48 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             let t = sys::monotonic_raw_ns();
             while sys::monotonic_raw_ns().wrapping_sub(t) < offset {}
         }
-        // ...go: the contested write, stamped on both sides (a warm-up lap only stamps).
-        let t0 = sys::cycles();
-        if g > WARMUP {
-            crew.page.store_u32(0, i as u32 + 1);
-        }
-        let t1 = sys::cycles();
+        let (t0, t1) = if dontneed { dontneed_step(crew, i, g > WARMUP, faults) } else { alloc_step(crew, i, g > WARMUP) };
         me.t0.store(t0, Relaxed);
         me.t1.store(t1, Relaxed);
         crew.finish(g);
     }
+}
+
+/// The alloc race's step: the contested write, stamped on both sides (a warm-up lap only
+/// stamps).
+#[inline(always)]
+fn alloc_step(crew: &Crew, i: usize, real: bool) -> (u64, u64) {
+    let t0 = sys::cycles();
+    if real {
+        crew.page.store_u32(0, i as u32 + 1);
+    }
+    (t0, sys::cycles())
+}
+
+/// The dontneed race's step. Racer 1 drops the page with MADV_DONTNEED; racer 2 waits the
+/// aim (ticks after the start, where the madvise has unmapped the page but may not have
+/// freed it yet) and stores, and notes whether its store faulted.
+#[inline(always)]
+fn dontneed_step(crew: &Crew, i: usize, real: bool, faults: u64) -> (u64, u64) {
+    if i == 0 {
+        let inside = &crew.slot(0).inside;
+        let t0 = sys::cycles();
+        if real {
+            inside.store(1, Release);
+            let _ = crew.page.madvise(0, crew.page.len(), sys::k::MADV_DONTNEED);
+            inside.store(0, Release);
+        }
+        return (t0, sys::cycles());
+    }
+    let (aim, t) = (crew.ctl().aim.load(Relaxed), sys::cycles());
+    while sys::cycles().wrapping_sub(t) < aim {}
+    let t0 = sys::cycles();
+    if real {
+        crew.page.store_u32(0, 2);
+    }
+    let t1 = sys::cycles();
+    crew.slot(i).faulted.store((sys::minor_faults() != faults) as u32, Relaxed);
+    (t0, t1)
 }
 
 /// Spin until every racer's trigger shows generation `g`; Ok(true) if they all did at the
@@ -344,7 +404,9 @@ pub(super) fn on_fault(crew: &Crew, f: sys::Fault) {
     let tid = sys::gettid() as u32;
     let ctl = crew.ctl();
     let Some(s) = (0..crew.n).map(|i| crew.slot(i)).find(|s| s.self_tid.load(Acquire) == tid) else { return };
-    // First the pool, while whoever holds the last page still holds it.
+    // First whether the dontneed race's madvise is still under way, then the pool, while
+    // whoever holds the last page still holds it.
+    s.fault_inside.store(crew.slot(0).inside.load(Acquire), Relaxed);
     if let Ok(c) = crate::pool::counts(crew.size) {
         s.fault_total.store(c.total, Relaxed);
         s.fault_free.store(c.free, Relaxed);

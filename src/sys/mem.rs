@@ -33,7 +33,17 @@ impl Mapping {
     /// guest-page alignment, which a hugetlb file refuses (EINVAL): then we reserve a PROT_NONE
     /// window, map the file MAP_FIXED at an aligned address inside it and give back the slack.
     pub fn map_aligned(fd: &Fd, off: u64, len: usize, align: usize, flags: u32) -> Result<Mapping> {
-        if let Ok(addr) = mmap(0, len, PROT_RW, flags, fd.raw(), off) {
+        Self::aligned(fd.raw(), off, len, align, flags)
+    }
+
+    /// As `map_aligned`, anonymous hugetlb memory of page size `align` (MAP_HUGETLB with the
+    /// size in the flags) and MAP_PRIVATE.
+    pub fn anon_hugetlb(len: usize, align: usize, flags: u32) -> Result<Mapping> {
+        Self::aligned(-1, 0, len, align, anon_hugetlb_flags(align, flags))
+    }
+
+    fn aligned(fd: i32, off: u64, len: usize, align: usize, flags: u32) -> Result<Mapping> {
+        if let Ok(addr) = mmap(0, len, PROT_RW, flags, fd, off) {
             if addr & (align - 1) == 0 {
                 return Ok(Mapping { addr, len });
             }
@@ -43,7 +53,7 @@ impl Mapping {
         let base = mmap(0, window, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS | k::MAP_NORESERVE, -1, 0)?;
         let reserve = Mapping { addr: base, len: window };
         let start = (base + align - 1) & !(align - 1);
-        let addr = mmap(start, len, PROT_RW, flags | k::MAP_FIXED, fd.raw(), off)?;
+        let addr = mmap(start, len, PROT_RW, flags | k::MAP_FIXED, fd, off)?;
         core::mem::forget(reserve);
         if start > base {
             let _ = unmap(base, start - base);
@@ -58,7 +68,16 @@ impl Mapping {
     /// Map `fd` at `off` afresh over this whole mapping, in place (MAP_FIXED): the old
     /// pages and their reservation go, new ones are made for the same addresses.
     pub fn remap(&self, fd: &Fd, off: u64, flags: u32) -> Result<()> {
-        let a = mmap(self.addr, self.len, PROT_RW, flags | k::MAP_FIXED, fd.raw(), off)?;
+        self.remap_raw(fd.raw(), off, flags)
+    }
+
+    /// As `remap`, with anonymous hugetlb memory of page size `align` (see `anon_hugetlb`).
+    pub fn remap_anon_hugetlb(&self, align: usize, flags: u32) -> Result<()> {
+        self.remap_raw(-1, 0, anon_hugetlb_flags(align, flags))
+    }
+
+    fn remap_raw(&self, fd: i32, off: u64, flags: u32) -> Result<()> {
+        let a = mmap(self.addr, self.len, PROT_RW, flags | k::MAP_FIXED, fd, off)?;
         if a != self.addr {
             return Err(super::Errno::EINVAL);
         }
@@ -109,6 +128,10 @@ impl Mapping {
     pub fn leak(self) {
         core::mem::forget(self)
     }
+}
+
+fn anon_hugetlb_flags(size: usize, flags: u32) -> u32 {
+    flags | k::MAP_PRIVATE | k::MAP_ANONYMOUS | k::MAP_HUGETLB | (size.trailing_zeros() << k::MAP_HUGE_SHIFT)
 }
 
 fn unmap(addr: usize, len: usize) -> Result<()> {

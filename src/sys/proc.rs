@@ -313,6 +313,16 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = sc!(k::__NR_futex, word.as_ptr(), k::FUTEX_WAKE, n);
 }
 
+/// Page faults the calling thread has taken so far that needed no I/O (its minor faults):
+/// how a racer tells that its store faulted.
+pub fn minor_faults() -> u64 {
+    let mut ru = core::mem::MaybeUninit::<k::rusage>::zeroed();
+    // SAFETY: ru is writable for a whole rusage.
+    let _ = sc!(k::__NR_getrusage, k::RUSAGE_THREAD, ru.as_mut_ptr());
+    // SAFETY: zeroed, then filled by the kernel; plain integers.
+    unsafe { ru.assume_init() }.ru_minflt as u64
+}
+
 // ---- clocks ----
 
 /// The CPU's cycle counter (or its nearest equivalent): cheap enough to stamp a race.
