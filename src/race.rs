@@ -563,7 +563,7 @@ impl Drop for Race<'_> {
 
 /// TBROK: a terminating signal arrived (it is acted on at a safe point, never at once).
 pub fn interrupted(why: &mut Line, sig: u32) -> Stop {
-    Stop::brok(why.s("interrupted by ").s(signal_name(sig)))
+    Stop::brok(why.s("interrupted by ").sig(sig))
 }
 
 pub fn signal_name(sig: u32) -> &'static str {
