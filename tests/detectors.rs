@@ -419,3 +419,28 @@ fn an_iteration_that_never_ends_is_tbrok_after_120_s() {
     assert_results(&r, 2, &[&line], [0, 0, 1, 0, 0]);
     assert_clean(&expected, "never-ending iteration");
 }
+
+// ---- (5) a panic: the one exit that cannot unwind still puts the pool back ----
+
+#[test]
+fn a_panic_puts_the_pool_back() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    set_knob("nr_overcommit_hugepages", 3);
+    g.set_nr(2048, 0);
+    let expected = PoolState::read();
+    // No input reaches a panic, so the kernel is made to do the impossible: after the pool
+    // was raised (and overcommit set to 0), a read of free_hugepages into a 32-byte buffer
+    // returns 4096 bytes, and slicing the buffer to that length panics. (Each counter is
+    // read to EOF, two reads: the third read is the first of the counters read right after
+    // the raise.) The panic handler must put both knobs back before it exits.
+    for mode in ["shared", "private"] {
+        let spec = ["--fd", "0", &format!("{K2M}/free_hugepages"), "--after", "2", "return", "read", "4096"];
+        let r = run_injected(&spec, &[mode, "-i", "3"]);
+        assert_eq!(r.code, 2, "{}\n{}", r.out, r.err);
+        assert!(r.err.contains("hugerace: TBROK: internal error (panic)"), "{}\n{}", r.out, r.err);
+        assert_clean(&expected, &format!("panic in {mode}"));
+    }
+}

@@ -236,6 +236,133 @@ fn termination_signals_while_racing_are_tbrok_and_restore_everything() {
     }
 }
 
+/// Every other signal whose default action ends the process, one of each class: user
+/// signals, timers, resource limits, I/O, power, a stack fault, SIGPIPE and SIGABRT sent by
+/// kill, and realtime signals (the kernel's first, glibc's SIGRTMIN and the last).
+const OTHER_SIGNALS: [(&str, &str); 15] = [
+    ("USR1", "SIGUSR1"), ("USR2", "SIGUSR2"), ("ALRM", "SIGALRM"), ("VTALRM", "SIGVTALRM"), ("PROF", "SIGPROF"),
+    ("XCPU", "SIGXCPU"), ("XFSZ", "SIGXFSZ"), ("IO", "SIGIO"), ("PWR", "SIGPWR"), ("STKFLT", "SIGSTKFLT"),
+    ("PIPE", "SIGPIPE"), ("ABRT", "SIGABRT"), ("32", "realtime signal 32"), ("34", "realtime signal 34"), ("64", "realtime signal 64"),
+];
+
+fn kill_by_name(pid: u32, sig: &str) {
+    let ok = Command::new("kill").arg("-s").arg(sig).arg(pid.to_string()).status().unwrap().success();
+    assert!(ok, "kill -s {sig} {pid}");
+}
+
+#[test]
+fn every_terminating_signal_while_racing_is_tbrok_and_restores_everything() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 4);
+    let expected = PoolState::read();
+    for (k, (sig, name)) in OTHER_SIGNALS.iter().enumerate() {
+        let mode = if k % 2 == 0 { "shared" } else { "private" };
+        let mut r = spawn(&[], &[mode, "-I", "30"]);
+        assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
+        assert_eq!(read_knob(NR), 2, "the pool is raised while racing");
+        let kids = children(r.pid());
+        // kill(1) takes a number for the realtime signals.
+        let sig = if sig.parse::<u32>().is_ok() { sig.to_string() } else { format!("SIG{sig}") };
+        let t0 = Instant::now();
+        kill_by_name(r.pid(), &sig);
+        let (code, killed, out) = r.finish(10);
+        let what = format!("{name} while racing {mode}");
+        assert_eq!((code, killed), (Some(2), None), "{what}: {out}");
+        assert!(out.contains(&format!("TBROK: {mode} 2M: interrupted by {name}")), "{what}: {out}");
+        assert!(t0.elapsed() < Duration::from_secs(15), "{what}: took {:?}", t0.elapsed());
+        assert_gone(&kids, &what);
+        assert_clean(&expected, &what);
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_is_tbrok_naming_sigpipe_and_restores_everything() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 4);
+    let expected = PoolState::read();
+    for mode in ["shared", "private"] {
+        // `hugerace -I 2 -v | head -c 10`: the reader is gone before the results are written.
+        let mut child = Command::new(bin()).args([mode, "-I", "2", "-v"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut first = [0u8; 10];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let what = format!("{mode} with its reader gone");
+        assert_eq!((o.status.code(), o.status.signal()), (Some(2), None), "{what}: killed by SIGPIPE or not TBROK: {}", stderr(&o));
+        assert_clean(&expected, &what);
+    }
+}
+
+#[test]
+fn a_terminating_signal_sent_to_a_racer_changes_nothing() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    let expected = PoolState::read();
+    // A racer process blocks them all: the signal stays pending there and the run goes on
+    // to its end (the supervisor alone acts on signals, and the racer goes with the run).
+    for sig in ["SIGTERM", "SIGUSR1", "SIGPIPE", "40"] {
+        let mut r = spawn(&[], &["shared", "-I", "2"]);
+        assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
+        let kids = children(r.pid());
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        kill_by_name(kids[0], sig);
+        let (code, _, out) = r.finish(20);
+        let what = format!("{sig} to racer process {}", kids[0]);
+        assert_eq!(code, Some(0), "{what}: {out}");
+        assert!(out.contains("TPASS: shared 2M"), "{what}: {out}");
+        assert_gone(&kids, &what);
+        assert_clean(&expected, &what);
+    }
+}
+
+// ---- another process's surplus pages ----
+
+/// A helper process that must not outlive a failed assertion (it would hold pages).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn another_process_s_surplus_pages_stay_surplus() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    g.set_nr(2048, 0);
+    write_knob(OVERCOMMIT, 2);
+    let expected = PoolState::read();
+    // A process holds 2 surplus pages (overcommit 2, persistent pool 0) across the run.
+    let mut holder = KillOnDrop(Command::new(helper("steal")).args(["2097152", "2", "30"]).stdout(Stdio::piped()).spawn().unwrap());
+    let mut lines = BufReader::new(holder.0.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("grabbed 2"))), "the helper could not take 2 surplus pages");
+    let surplus = || read_knob("/sys/kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages");
+    assert_eq!((read_knob(NR), surplus()), (2, 2), "2 pages, both surplus");
+    let o = run(&["shared", "-i", "20"]);
+    assert_eq!(status(&o), 0, "{}", stdout(&o));
+    // While the holder lives its pages are still counted; they must still be surplus.
+    assert_eq!((read_knob(NR), surplus(), read_knob(OVERCOMMIT)), (2, 2, 2), "the holder's pages turned persistent:\n{}", stdout(&o));
+    drop(holder);
+    // Gone with the holder: the persistent pool is what it was.
+    assert_clean(&expected, "surplus pages of another process");
+}
+
 // ---- SIGKILL ----
 
 #[test]
