@@ -34,6 +34,8 @@ pub struct Config {
     pub cpus: Option<&'static [u8]>,
     pub iterations: u64,
     pub duration_s: u64,
+    /// How long one iteration may take before the run is TBROK as a hang.
+    pub iteration_timeout_s: u64,
     pub rt: bool,
     pub noreserve: bool,
     pub leave_free: u64,
@@ -57,6 +59,7 @@ impl Default for Config {
             cpus: None,
             iterations: 1,
             duration_s: 0,
+            iteration_timeout_s: 120,
             rt: false,
             noreserve: false,
             leave_free: 1,
@@ -93,6 +96,7 @@ pub enum Key {
     Cpus,
     Iterations,
     Duration,
+    IterationTimeout,
     Rt,
     NoReserve,
     LeaveFree,
@@ -131,6 +135,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "races per mode and size [1]" },
     Opt { key: Key::Duration, short: b'I', long: "duration", value: "SECONDS", group: 1,
           help: "race for this long instead of a count" },
+    Opt { key: Key::IterationTimeout, short: 0, long: "iteration-timeout", value: "SECONDS", group: 1,
+          help: "an iteration longer than this is a hang: TBROK [120]" },
     Opt { key: Key::Rt, short: 0, long: "rt", value: "", group: 1,
           help: "racers at SCHED_FIFO where permitted" },
     Opt { key: Key::NoReserve, short: 0, long: "noreserve", value: "", group: 2,
@@ -309,6 +315,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
         }
         Key::Iterations => cfg.iterations = count(val, opt, MAX_COUNT, false)?,
         Key::Duration => cfg.duration_s = count(val, opt, 1 << 32, false)?,
+        Key::IterationTimeout => cfg.iteration_timeout_s = count(val, opt, 1 << 32, false)?,
         Key::Rt => cfg.rt = true,
         Key::NoReserve => cfg.noreserve = true,
         Key::LeaveFree => cfg.leave_free = count(val, opt, MAX_COUNT, true)?,
@@ -345,6 +352,7 @@ mod tests {
         assert!(c.shared && c.private);
         assert_eq!(c.iterations, 1);
         assert_eq!(c.leave_free, 1);
+        assert_eq!(c.iteration_timeout_s, 120);
         let c = run(&["shared"]).unwrap();
         assert!(c.shared && !c.private);
         let c = run(&["-m", "private"]).unwrap();
@@ -364,6 +372,8 @@ mod tests {
         assert_eq!(c.cpus, Some(&b"0-2"[..]));
         assert_eq!(c.format, Format::Json);
         assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
+        assert_eq!(run(&["--iteration-timeout", "5"]).unwrap().iteration_timeout_s, 5);
+        assert!(run(&["--iteration-timeout=0"]).is_err());
     }
 
     #[test]

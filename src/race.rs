@@ -19,8 +19,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::{Acquire, Relaxed, Rele
 
 /// How long a racer waits at the start line for its partners before giving up (TBROK).
 const START_LINE_NS: u64 = 2_000_000_000;
-/// How long one iteration may take (a 1G fault under emulation is slow).
-const ITERATION_NS: u64 = 120_000_000_000;
+/// How long one iteration may take (a 1G fault under emulation is slow):
+/// `--iteration-timeout`, 120 s by default.
+pub static ITERATION_NS: AtomicU64 = AtomicU64::new(120_000_000_000);
 /// How long teardown waits for a racer to exit.
 const JOIN_NS: u64 = 5_000_000_000;
 const STACK: usize = 64 * 1024;
@@ -436,8 +437,8 @@ impl<'a> Race<'a> {
             if done != last.0 {
                 last = (done, now);
                 progress(done);
-            } else if now - last.1 > ITERATION_NS {
-                return Err(Stop::brok(why.f("iteration {} did not end within 120 s", &[done + 1])));
+            } else if now - last.1 > ITERATION_NS.load(Relaxed) {
+                return Err(Stop::brok(why.f("iteration {} did not end within {} s", &[done + 1, ITERATION_NS.load(Relaxed) / 1_000_000_000])));
             } else if now - last.1 > START_LINE_NS
                 && let Some(i) = self.stopped()
             {

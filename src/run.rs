@@ -368,6 +368,7 @@ fn outside_took(pool: &Pool, leave: u64, s: &mut Stop, why: &mut Line) {
 
 fn iterate(cfg: &Config, rec: &mut Record, race: &mut Race, origin: Clock) -> Step<()> {
     let t0 = sys::monotonic_ns();
+    race::ITERATION_NS.store(cfg.iteration_timeout_s * 1_000_000_000, core::sync::atomic::Ordering::Relaxed);
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
     let want = if until == 0 { cfg.iterations } else { 0 };
     let mut progress = crate::progress::Progress::start(cfg, rec.mode, rec.pagesize, t0);
