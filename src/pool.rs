@@ -213,7 +213,8 @@ impl Pool {
         save(k, size, Some(persistent), None);
         pool.orig_nr = Some(persistent);
         if let Err(e) = write_value(path.cstr(), target) {
-            (pool.orig_nr, _) = (None, SAVED.nr.swap(NONE, AcqRel));
+            pool.orig_nr = None;
+            SAVED.nr.store(NONE, Release);
             return Err(refused(why, "; writing nr_hugepages failed with ", Some(e)));
         }
         pool.raised_by = short;
