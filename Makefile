@@ -5,7 +5,7 @@ TARGET ?= $(HOST_TARGET)
 CARGO ?= cargo
 BIN := target/$(TARGET)/release/hugerace
 
-.PHONY: all build run test unit integration size bench clean
+.PHONY: all build run test test-steps setup unit integration size bench clean
 
 all: build
 
@@ -24,7 +24,26 @@ unit:
 integration: build
 	HUGERACE_BIN=$(CURDIR)/$(BIN) $(CARGO) test --test '*'
 
-test: unit integration
+# Every skip (a test's, or a boot's) is one line in this log; `make test` empties it first and
+# ends by counting it. Under CI (CI, HUGERACE_REQUIRE_ROOT or HUGERACE_REQUIRE_QEMU set) a skip
+# fails instead.
+SKIP_LOG := $(CURDIR)/target/skips.log
+export HUGERACE_SKIP_LOG := $(SKIP_LOG)
+
+# What the tests need beyond Rust and make (scripts/setup.sh): as root on Debian it installs
+# the missing packages, saying so; otherwise it stops at once with the command to run. It also
+# adds the rustup targets and says which kernels a cold run will build.
+setup:
+	@scripts/setup.sh $(CROSS_TARGETS)
+
+test: setup
+	@mkdir -p target && : > $(SKIP_LOG)
+	@$(MAKE) --no-print-directory test-steps
+	@n=$$(grep -c . $(SKIP_LOG) || true); \
+	  if [ "$$n" -eq 0 ]; then echo "make test: all passed, nothing skipped"; \
+	  else echo "make test: all passed, $$n skipped:"; sed 's/^SKIP: /  /' $(SKIP_LOG); fi
+
+test-steps: unit integration
 
 # One row per target built so far (`make cross` builds them all), stripped bytes.
 # Figures, not tests: size, peak RSS, wall time, setup growth, races/s against a bare-fault
@@ -48,7 +67,7 @@ clean:
 # /var/cache/hugerace (scripts/kernels.sh): Debian's for amd64, arm64 and ppc64el, and two
 # built from Debian's linux-source with a config fragment and a cross gcc: ppc64 big-endian
 # (boot/ppc64be.config) and arm64 with 64K base pages (boot/arm64-64k.config, the machine
-# arm64-64k). `make boot-deps` installs the Debian packages.
+# arm64-64k). `make setup` (alias `boot-deps`) installs the Debian packages.
 BOOT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
 	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu
 INITRAMFS = target/$(TARGET)/initramfs.cpio.gz
@@ -61,8 +80,7 @@ initramfs: build
 initramfs-all:
 	@for t in $(BOOT_TARGETS); do $(MAKE) --no-print-directory initramfs TARGET=$$t || exit 1; done
 
-boot-deps:
-	scripts/boot-deps.sh
+boot-deps: setup
 
 # Fetch (or build) every kernel ahead of the boots; each prints its path or SKIP and why.
 kernels:
@@ -71,15 +89,15 @@ kernels:
 boot-test: initramfs-all
 	scripts/boot.sh
 
-test: boot-test
+test-steps: boot-test
 # ---- end boot ---------------------------------------------------------------------------------
 
 # ---- cross: every target we claim, built here, run under qemu-user (issue 4) ----------------
 # `make cross` adds the rustup targets and builds each; `make TARGET=<triple>` builds one.
 # Each binary lands at target/<triple>/release/hugerace, with the arch layer's smoke test at
 # target/<triple>/release/examples/archcheck. Linkers: rust-lld (ships with rustup) for all
-# but big-endian ppc64, which needs GNU ld from binutils-powerpc64-linux-gnu (`make
-# cross-deps` installs it and qemu-user-static). tests/cross.rs runs them under qemu-user.
+# but big-endian ppc64, which needs GNU ld from binutils-powerpc64-linux-gnu (`make setup`
+# installs it and qemu-user-static). tests/cross.rs runs them under qemu-user.
 CROSS_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
 	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu \
 	riscv64gc-unknown-linux-gnu s390x-unknown-linux-gnu \
@@ -96,10 +114,7 @@ cross: cross-targets
 	  $(CARGO) build --release --target $$t --bin hugerace --example archcheck || exit 1; \
 	done
 
-cross-deps:
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	  qemu-user-static binutils-powerpc64-linux-gnu
+cross-deps: setup
 
 # `make test` runs tests/cross.rs over every cross target, so they are built first.
 integration: cross

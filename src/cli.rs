@@ -42,6 +42,8 @@ pub struct Config {
     pub cpus: Option<&'static [u8]>,
     pub iterations: u64,
     pub duration_s: u64,
+    /// How long one iteration may take before the run is TBROK as a hang.
+    pub iteration_timeout_s: u64,
     pub rt: bool,
     /// `--keep-going`: after a failed race, count it, re-create the state and race on.
     pub keep_going: bool,
@@ -70,6 +72,7 @@ impl Default for Config {
             cpus: None,
             iterations: 1,
             duration_s: 0,
+            iteration_timeout_s: 120,
             rt: false,
             keep_going: false,
             offset_ns: 0,
@@ -109,6 +112,7 @@ pub enum Key {
     Cpus,
     Iterations,
     Duration,
+    IterationTimeout,
     Rt,
     KeepGoing,
     Offset,
@@ -151,6 +155,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "overlapped races per mode and size [1]" },
     Opt { key: Key::Duration, short: b'I', long: "duration", value: "SECONDS", group: 1,
           help: "race for this long instead of a count" },
+    Opt { key: Key::IterationTimeout, short: 0, long: "iteration-timeout", value: "SECONDS", group: 1,
+          help: "an iteration longer than this is a hang: TBROK [120]" },
     Opt { key: Key::Rt, short: 0, long: "rt", value: "", group: 1,
           help: "racers at SCHED_FIFO where permitted" },
     Opt { key: Key::KeepGoing, short: 0, long: "keep-going", value: "", group: 1,
@@ -361,6 +367,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
         }
         Key::Iterations => cfg.iterations = count(val, opt, MAX_COUNT, false)?,
         Key::Duration => cfg.duration_s = count(val, opt, 1 << 32, false)?,
+        Key::IterationTimeout => cfg.iteration_timeout_s = count(val, opt, 1 << 32, false)?,
         Key::Rt => cfg.rt = true,
         Key::KeepGoing => cfg.keep_going = true,
         Key::Offset => cfg.offset_ns = count(val, opt, MAX_OFFSET_NS, true)?,
@@ -399,6 +406,7 @@ mod tests {
         assert!(c.shared && c.private);
         assert_eq!(c.iterations, 1);
         assert_eq!(c.leave_free, 1);
+        assert_eq!(c.iteration_timeout_s, 120);
         let c = run(&["shared"]).unwrap();
         assert!(c.shared && !c.private);
         let c = run(&["-m", "private"]).unwrap();
@@ -424,6 +432,8 @@ mod tests {
         let c = run(&["--keep-going", "--offset", "2500"]).unwrap();
         assert!(c.keep_going);
         assert_eq!(c.offset_ns, 2500);
+        assert_eq!(run(&["--iteration-timeout", "5"]).unwrap().iteration_timeout_s, 5);
+        assert!(run(&["--iteration-timeout=0"]).is_err());
     }
 
     #[test]

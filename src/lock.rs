@@ -9,7 +9,6 @@
 //! namespaces do not see each other's lock (they still share the pool).
 
 use crate::out::Line;
-use crate::race::signal_name;
 use crate::report::{Reporter, Step, Stop};
 use crate::sys::{self, Errno, Fd};
 
@@ -66,7 +65,7 @@ pub fn take(size: u64, rep: &mut Reporter, why: &mut Line) -> Step<Lock> {
         // Ask the holder's pid only when telling it: each connect stays queued on the
         // holder's socket until it ends (it never accepts).
         if let Some(sig) = sys::pending_signal() {
-            why.s("interrupted by ").s(signal_name(sig)).s(" while waiting for ");
+            why.s("interrupted by ").sig(sig).s(" while waiting for ");
             write_holder(why, holder(name));
             return Err(Stop::brok(why));
         }

@@ -17,6 +17,9 @@ extern "C" fn start(sp: *const usize) -> ! {
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
+    // The pool first: whatever else fails, it must not stay raised. (A racer process has
+    // a copy of the record and leaves it to its supervisor.)
+    hugerace::pool::restore_saved();
     hugerace::pid1::on_panic();
     let _ = hugerace::sys::write_all(2, b"hugerace: TBROK: internal error (panic)\n");
     hugerace::sys::exit_group(2)

@@ -6,6 +6,9 @@ use crate::sys;
 pub const STDOUT: i32 = 1;
 pub const STDERR: i32 = 2;
 
+// Signal names 1..31 by number, NUL-separated (the same numbers on every arch we build).
+const SIGNAMES: &[u8] = b"\0HUP\0INT\0QUIT\0ILL\0TRAP\0ABRT\0BUS\0FPE\0KILL\0USR1\0SEGV\0USR2\0PIPE\0ALRM\0TERM\0STKFLT\0CHLD\0CONT\0STOP\0TSTP\0TTIN\0TTOU\0URG\0XCPU\0XFSZ\0VTALRM\0PROF\0WINCH\0IO\0PWR\0SYS";
+
 /// One line (or a few) being assembled. Overlong text is cut, never a panic.
 pub struct Line {
     buf: [u8; 480],
@@ -148,6 +151,15 @@ impl Line {
             None => self.s("errno ").u(e.0 as u64),
         }
     }
+    /// A signal by name (SIGTERM), a realtime one by number (realtime signal 34: C
+    /// libraries place SIGRTMIN differently, so a name relative to it would mislead).
+    pub fn sig(&mut self, sig: u32) -> &mut Self {
+        match SIGNAMES.split(|&c| c == 0).nth(sig as usize).filter(|n| !n.is_empty() && sig > 0) {
+            Some(n) => self.s("SIG").b(n),
+            None if sig >= linux_raw_sys::general::SIGRTMIN => self.s("realtime signal ").u(sig as u64),
+            None => self.s("signal ").u(sig as u64),
+        }
+    }
     /// A size in bytes written the way page sizes are (64K, 2M, 1G).
     pub fn size(&mut self, bytes: u64) -> &mut Self {
         crate::parse::write_size(self, bytes);
@@ -176,6 +188,22 @@ mod tests {
         l.clear();
         l.f("no value: {}", &[]);
         assert_eq!(l.as_bytes(), b"no value: 0");
+    }
+    #[test]
+    fn signal_names() {
+        use linux_raw_sys::general as k;
+        let name = |sig| {
+            let mut l = Line::new();
+            l.sig(sig);
+            String::from_utf8(l.as_bytes().to_vec()).unwrap()
+        };
+        for (sig, n) in [(k::SIGHUP, "SIGHUP"), (k::SIGPIPE, "SIGPIPE"), (k::SIGTERM, "SIGTERM"), (k::SIGSTKFLT, "SIGSTKFLT"),
+            (k::SIGIO, "SIGIO"), (k::SIGPWR, "SIGPWR"), (k::SIGSYS, "SIGSYS"), (k::SIGBUS, "SIGBUS"), (k::SIGUSR2, "SIGUSR2")] {
+            assert_eq!(name(sig), n);
+        }
+        assert_eq!(name(34), "realtime signal 34");
+        assert_eq!(name(64), "realtime signal 64");
+        assert_eq!(name(0), "signal 0");
     }
     #[test]
     fn overflow_is_cut() {

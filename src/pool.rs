@@ -5,6 +5,7 @@ use crate::out::Line;
 use crate::parse::{self, Counts};
 use crate::report::{Step, Stop};
 use crate::sys::{self, Errno, PathBuf};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::{AcqRel, Acquire, Release}};
 
 pub const MAX_SIZES: usize = 16;
 const SYSFS: &[u8] = b"/sys/kernel/mm/hugepages/hugepages-";
@@ -120,6 +121,58 @@ pub fn judge(size: u64, c: &Counts, why: &mut Line) -> Step<()> {
     )))
 }
 
+/// What the pool looked like before we changed it, for the exit that cannot unwind (a
+/// panic): written before a knob is changed, cleared as each is put back. One size at a time
+/// (each mode's pool is restored before the next begins); atomics, so no `unsafe` and no
+/// allocator. `NONE` marks a knob we have not touched.
+struct Saved {
+    /// The process that changed the pool: a racer process (a copy of this memory) must not
+    /// restore what its supervisor still uses.
+    owner: AtomicU32,
+    size: AtomicU64,
+    procsys: AtomicU32,
+    nr: AtomicU64,
+    overcommit: AtomicU64,
+}
+const NONE: u64 = u64::MAX;
+static SAVED: Saved = Saved {
+    owner: AtomicU32::new(0),
+    size: AtomicU64::new(0),
+    procsys: AtomicU32::new(0),
+    nr: AtomicU64::new(NONE),
+    overcommit: AtomicU64::new(NONE),
+};
+
+fn save(k: Knobs, size: u64, nr: Option<u64>, overcommit: Option<u64>) {
+    SAVED.size.store(size, Release);
+    SAVED.procsys.store((k == Knobs::ProcSys) as u32, Release);
+    SAVED.owner.store(sys::getpid() as u32, Release);
+    if let Some(v) = nr {
+        SAVED.nr.store(v, Release);
+    }
+    if let Some(v) = overcommit {
+        SAVED.overcommit.store(v, Release);
+    }
+}
+
+/// Put back whatever the pool record says this process changed and has not restored yet:
+/// the panic handler's way out. Safe to call at any time; a no-op when nothing is changed.
+pub fn restore_saved() {
+    if SAVED.owner.load(Acquire) != sys::getpid() as u32 {
+        return;
+    }
+    let k = if SAVED.procsys.load(Acquire) != 0 { Knobs::ProcSys } else { Knobs::Sysfs };
+    let size = SAVED.size.load(Acquire);
+    let knobs: [(&'static [u8], &AtomicU64); 2] = [(b"nr_hugepages", &SAVED.nr), (b"nr_overcommit_hugepages", &SAVED.overcommit)];
+    for (file, saved) in knobs {
+        let v = saved.swap(NONE, AcqRel);
+        if v != NONE
+            && let Ok(p) = knob_path(k, size, file) {
+                let _ = write_value(p.cstr(), v);
+            }
+    }
+}
+
 /// One size's pool while we use it; `restore` puts back what we changed.
 pub struct Pool {
     pub size: u64,
@@ -174,10 +227,17 @@ impl Pool {
             return Err(refused(why, " and only root may raise the pool; ", None));
         }
         let path = knob_path(k, size, b"nr_hugepages").map_err(|e| Stop::sys(why, "nr_hugepages path", e))?;
+        // What goes back is the persistent pool: nr_hugepages reads persistent + surplus,
+        // and writing that total back would make another process's surplus pages
+        // persistent. Recorded before the write, for the exits that cannot unwind.
+        let persistent = c.total.saturating_sub(c.surplus);
+        save(k, size, Some(persistent), None);
+        pool.orig_nr = Some(persistent);
         if let Err(e) = write_value(path.cstr(), target) {
+            pool.orig_nr = None;
+            SAVED.nr.store(NONE, Release);
             return Err(refused(why, "; writing nr_hugepages failed with ", Some(e)));
         }
-        pool.orig_nr = Some(c.total);
         pool.raised_by = short;
         let now = counts(size).map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
         judge(size, &now, why)?;
@@ -218,7 +278,11 @@ impl Pool {
         if !policy.may_change || sys::geteuid() != 0 {
             return Err(refused(why, None));
         }
-        write_value(path.cstr(), 0).map_err(|e| refused(why, Some(e)))?;
+        save(self.knobs, self.size, None, Some(v));
+        if let Err(e) = write_value(path.cstr(), 0) {
+            SAVED.overcommit.store(NONE, Release);
+            return Err(refused(why, Some(e)));
+        }
         self.orig_overcommit = Some(v);
         Ok(())
     }
@@ -236,6 +300,7 @@ impl Pool {
     /// lower nr_hugepages is then met at once. On failure `warn` says what is left.
     pub fn restore(&mut self, warn: &mut dyn FnMut(&mut Line)) {
         if let Some(v) = self.orig_nr.take() {
+            SAVED.nr.store(NONE, Release);
             // Pages still in use beyond v (another process's) turn surplus and go back when
             // freed: the pool is restored when its persistent part is v. The sysfs knob
             // reads total pages, surplus included, so it is not the measure.
@@ -248,6 +313,7 @@ impl Pool {
             }
         }
         if let Some(v) = self.orig_overcommit.take() {
+            SAVED.overcommit.store(NONE, Release);
             let ok = knob_path(self.knobs, self.size, b"nr_overcommit_hugepages").map(|p| write_value(p.cstr(), v));
             if !matches!(ok, Ok(Ok(()))) {
                 let mut l = Line::new();

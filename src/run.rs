@@ -445,7 +445,8 @@ fn release_racers(
             break Err(s);
         }
         let mut race = race;
-        let out = race.run(want, until, |done| progress.tick(done, failed), &mut rec.msg);
+        let bound = cfg.iteration_timeout_s * 1_000_000_000;
+        let out = race.run(want, until, bound, |done| progress.tick(done, failed), &mut rec.msg);
         drop(race);
         match out {
             Err(s) => break Err(s),
@@ -586,7 +587,7 @@ fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64,
 
 /// "racer 2 on CPU 1 got SIGBUS (BUS_ADRERR) at 0x7f0000000000 in race 3"
 fn fault_facts(l: &mut Line, x: &race::Fault) {
-    l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).s(race::signal_name(x.sig));
+    l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).sig(x.sig);
     if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
         l.s(" (").s(race::bus_code(x.code)).c(b')');
     } else {

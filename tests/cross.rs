@@ -3,7 +3,7 @@
 //! `make test` builds each target first (`make cross`) and names them in
 //! `HUGERACE_CROSS_TARGETS`; then a missing binary is a failure. Run bare (`cargo test`), the
 //! tests skip the targets not built yet. A missing `qemu-<arch>-static` skips that target's
-//! tests with the reason printed, unless `HUGERACE_REQUIRE_QEMU` is set (CI installs qemu,
+//! tests with the reason printed, unless under CI (`make setup` installs qemu,
 //! so there it must run). The host target runs natively; 32-bit guests get a 4G-aligned
 //! guest base (see `runner`).
 //!
@@ -58,14 +58,14 @@ fn runner(t: &Target) -> Option<Runner> {
     let listed = std::env::var("HUGERACE_CROSS_TARGETS").ok();
     if let Some(l) = &listed
         && !l.split_whitespace().any(|x| x == t.triple) {
-            eprintln!("SKIP {}: not in HUGERACE_CROSS_TARGETS", t.triple);
+            common::skip(&format!("{}: not in HUGERACE_CROSS_TARGETS", t.triple));
             return None;
         }
     let dir = target_dir().join(t.triple).join("release");
     let (bin, archcheck) = (dir.join("hugerace"), dir.join("examples/archcheck"));
     if !bin.exists() || !archcheck.exists() {
         assert!(listed.is_none(), "{} or archcheck missing: `make cross` should have built them", bin.display());
-        eprintln!("SKIP {}: not built (run `make cross`)", t.triple);
+        common::skip(&format!("{}: not built (run `make cross`)", t.triple));
         return None;
     }
     let mut prefix = vec![PathBuf::from("timeout"), "-k".into(), "5".into(), "240".into()];
@@ -83,8 +83,7 @@ fn runner(t: &Target) -> Option<Runner> {
                 }
             }
             None => {
-                assert!(std::env::var_os("HUGERACE_REQUIRE_QEMU").is_none(), "{name} is missing and HUGERACE_REQUIRE_QEMU is set");
-                eprintln!("SKIP {}: {name} not installed (apt-get install qemu-user-static)", t.triple);
+                common::skip(&format!("{}: {name} not installed (apt-get install qemu-user-static, or `make setup` as root)", t.triple));
                 return None;
             }
         }

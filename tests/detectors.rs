@@ -6,112 +6,8 @@
 //! (hugerace and its racers) is gone, with hugerace's own status.
 
 mod common;
+use common::inject::*;
 use common::*;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-const K2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
-const P2M: &str = "2097152";
-
-fn knob(name: &str) -> u64 {
-    std::fs::read_to_string(format!("{K2M}/{name}")).unwrap().trim().parse().unwrap()
-}
-
-fn set_knob(name: &str, v: u64) {
-    std::fs::write(format!("{K2M}/{name}"), v.to_string()).unwrap();
-}
-
-/// Root, hugetlb with 2M pages, and the x86_64 syscall ABI the helper speaks; else SKIP (a
-/// failure under HUGERACE_REQUIRE_ROOT=1).
-fn ready() -> bool {
-    if !need_root_hugetlb() {
-        return false;
-    }
-    let why = if !cfg!(target_arch = "x86_64") {
-        "the injector speaks the x86_64 syscall ABI only"
-    } else if !std::path::Path::new(K2M).exists() {
-        "no 2M hugepages"
-    } else {
-        return true;
-    };
-    if std::env::var("HUGERACE_REQUIRE_ROOT").is_ok() {
-        panic!("this test needs {why}, and HUGERACE_REQUIRE_ROOT is set");
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
-
-fn injector() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("inject");
-    BUILT.call_once(|| {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/inject.c");
-        let ok = Command::new("cc").args(["-O2", "-Wall", "-o"]).arg(&out).arg(&src).status().expect("cc").success();
-        assert!(ok, "cc {}", src.display());
-    });
-    out
-}
-
-/// `inject SPEC -- hugerace ARGS`, bounded by timeout(1) (which would kill the helper, and
-/// PTRACE_O_EXITKILL everything it traces).
-fn inject(spec: &[&str], args: &[&str]) -> Output {
-    inject_within(200, spec, args)
-}
-
-fn inject_within(secs: u32, spec: &[&str], args: &[&str]) -> Output {
-    Command::new("timeout").args(["-k", "5", &secs.to_string()]).arg(injector()).args(spec).arg("--").arg(bin()).args(args).output().expect("spawn inject")
-}
-
-/// One result: exit status, stdout, and the helper's report (stderr).
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-fn run_injected(spec: &[&str], args: &[&str]) -> Run {
-    check_injected(inject(spec, args), spec)
-}
-
-fn check_injected(o: Output, spec: &[&str]) -> Run {
-    let r = Run { code: o.status.code().unwrap_or(-1), out: stdout(&o), err: stderr(&o) };
-    // The fault really went in (once, unless --all): no test passes on an injection that
-    // missed.
-    let n = r.err.lines().filter(|l| l.starts_with("inject: ")).count();
-    let once = !spec.contains(&"--all");
-    assert!(if once { n == 1 } else { n >= 1 }, "the injector's report:\n{}\n{}", r.err, r.out);
-    assert!(!r.err.contains("nothing injected") && !r.err.contains("inject: error"), "{}\n{}", r.err, r.out);
-    r
-}
-
-/// The result lines (not TINFO) and the summary, exactly.
-fn assert_results(r: &Run, code: i32, lines: &[&str], summary: [u32; 5]) {
-    let got: Vec<&str> = r.out.lines().filter(|l| l.starts_with("hugerace: ") && !l.starts_with("hugerace: TINFO: ")).collect();
-    assert_eq!(got, lines, "result lines:\n{}\n{}", r.out, r.err);
-    let [p, f, b, s, w] = summary;
-    let want = format!("\nSummary:\npassed   {p}\nfailed   {f}\nbroken   {b}\nskipped  {s}\nwarnings {w}\n");
-    assert!(r.out.ends_with(&want), "summary:\n{}", r.out);
-    assert_eq!(r.code, code, "exit status:\n{}\n{}", r.out, r.err);
-}
-
-/// Nothing of the run is left: the knobs as expected, no page in use or surplus, no
-/// private mount or /run directory.
-fn assert_clean(expected: &PoolState, what: &str) {
-    assert_eq!(&PoolState::read(), expected, "{what}: pool knobs");
-    assert_eq!(knob("free_hugepages"), knob("nr_hugepages"), "{what}: hugepages still in use");
-    assert_eq!(knob("surplus_hugepages"), 0, "{what}: surplus hugepages left");
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    assert!(!mounts.lines().any(|l| l.starts_with("hugerace ") || l.contains("/run/hugerace")), "{what}: mount left:\n{mounts}");
-    let run = std::fs::read_dir("/run").map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugerace."))).unwrap_or(false);
-    assert!(!run, "{what}: /run/hugerace.* left");
-}
-
-/// An empty 2M pool without overcommit, so that hugerace raises it by exactly 2.
-fn empty_pool(g: &PoolGuard) -> PoolState {
-    g.set_nr(2048, 0);
-    set_knob("nr_overcommit_hugepages", 0);
-    PoolState::read()
-}
 
 /// The first two CPUs this process may run on.
 fn two_cpus() -> Option<(u32, u32)> {
@@ -267,7 +163,7 @@ fn a_racer_not_on_its_cpu_is_tbrok_naming_both_cpus() {
         return;
     }
     let Some((a, b)) = two_cpus() else {
-        eprintln!("SKIP: fewer than two CPUs allowed");
+        skip("fewer than two CPUs allowed");
         return;
     };
     let g = pool_guard();
@@ -408,7 +304,7 @@ fn a_late_racer_is_tbrok_from_its_partners_spin_bound() {
 }
 
 #[test]
-fn an_iteration_that_never_ends_is_tbrok_after_120_s() {
+fn an_iteration_that_never_ends_is_tbrok_after_the_iteration_timeout() {
     if !ready() {
         return;
     }
@@ -416,11 +312,38 @@ fn an_iteration_that_never_ends_is_tbrok_after_120_s() {
     let expected = empty_pool(&g);
     // A racer that never comes back (a 200 s sleep, not a stop the parent could see): its
     // partner gives up at the start line, nobody closes the iteration, and the parent's last
-    // bound ends the run. This test takes those 120 s.
+    // bound ends the run. The bound is --iteration-timeout (120 s by default, the same code
+    // with another value): 5 s here, past the partner's 2 s start-line bound, so that it is
+    // really the last bound that fires.
     let spec = [&RACER_SLEEP[..], &["sleep", "futex", "200"]].concat();
-    let r = check_injected(inject_within(300, &spec, &["shared", "-i", "20"]), &spec);
+    let r = check_injected(inject_within(100, &spec, &["shared", "-i", "20", "--iteration-timeout", "5"]), &spec);
     let line = r.out.lines().find(|l| l.contains(": TBROK: ")).unwrap_or_default().to_string();
-    assert!(line.starts_with("hugerace: TBROK: shared 2M: race ") && line.ends_with(" did not end within 120 s"), "{}\n{}", r.out, r.err);
+    assert!(line.starts_with("hugerace: TBROK: shared 2M: race ") && line.ends_with(" did not end within 5 s"), "{}\n{}", r.out, r.err);
     assert_results(&r, 2, &[&line], [0, 0, 1, 0, 0]);
     assert_clean(&expected, "never-ending iteration");
+}
+
+// ---- (5) a panic: the one exit that cannot unwind still puts the pool back ----
+
+#[test]
+fn a_panic_puts_the_pool_back() {
+    if !ready() {
+        return;
+    }
+    let g = pool_guard();
+    set_knob("nr_overcommit_hugepages", 3);
+    g.set_nr(2048, 0);
+    let expected = PoolState::read();
+    // No input reaches a panic, so the kernel is made to do the impossible: after the pool
+    // was raised (and overcommit set to 0), a read of free_hugepages into a 32-byte buffer
+    // returns 4096 bytes, and slicing the buffer to that length panics. (Each counter is
+    // read to EOF, two reads: the third read is the first of the counters read right after
+    // the raise.) The panic handler must put both knobs back before it exits.
+    for mode in ["shared", "private"] {
+        let spec = ["--fd", "0", &format!("{K2M}/free_hugepages"), "--after", "2", "return", "read", "4096"];
+        let r = run_injected(&spec, &[mode, "-i", "3"]);
+        assert_eq!(r.code, 2, "{}\n{}", r.out, r.err);
+        assert!(r.err.contains("hugerace: TBROK: internal error (panic)"), "{}\n{}", r.out, r.err);
+        assert_clean(&expected, &format!("panic in {mode}"));
+    }
 }

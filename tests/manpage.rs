@@ -96,7 +96,7 @@ fn the_man_page_renders_without_warnings() {
     let o = match Command::new("groff").args(["-t", "-man", "-ww", "-z", path]).output() {
         Ok(o) => o,
         Err(_) => {
-            eprintln!("SKIP: groff is not installed");
+            need_tool("groff", "groff");
             return;
         }
     };

@@ -37,7 +37,7 @@ sys.exit(p.wait())
     let o = match Command::new("python3").arg("-c").arg(DRIVER).arg(&tty_path).arg(&out_path).arg(bin()).args(args).output() {
         Ok(o) => o,
         Err(_) => {
-            eprintln!("SKIP: python3 is not installed");
+            need_tool("python3", "python3");
             return None;
         }
     };

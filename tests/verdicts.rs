@@ -15,12 +15,6 @@ fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
 
-/// A skip that CI cannot miss: a failure under HUGERACE_REQUIRE_ROOT.
-fn skip(why: &str) {
-    assert!(std::env::var("HUGERACE_REQUIRE_ROOT").is_err(), "{why}");
-    eprintln!("SKIP: {why}");
-}
-
 #[test]
 fn keep_going_counts_every_failed_race_and_races_on() {
     if !ready() {

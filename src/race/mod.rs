@@ -26,8 +26,6 @@ use control::*;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use racer::START_LINE_NS;
 
-/// How long one iteration may take (a 1G fault under emulation is slow).
-const ITERATION_NS: u64 = 120_000_000_000;
 /// How long teardown waits for a racer to exit.
 const JOIN_NS: u64 = 5_000_000_000;
 const STACK: usize = 64 * 1024;
@@ -304,9 +302,10 @@ impl<'a> Race<'a> {
     }
 
     /// Race until `want` races count in all, or until CLOCK_MONOTONIC passes `until_ns`,
-    /// from a page in race 1's state now. `progress(races)` is called from the supervisor
-    /// now and then. On failure the reason is in `why`.
-    pub fn run(&mut self, want: u64, until_ns: u64, mut progress: impl FnMut(u64), why: &mut Line) -> Step<Outcome> {
+    /// from a page in race 1's state now; a race that takes longer than `bound_ns` (a 1G
+    /// fault under emulation is slow: --iteration-timeout) is a hang. `progress(races)` is
+    /// called from the supervisor now and then. On failure the reason is in `why`.
+    pub fn run(&mut self, want: u64, until_ns: u64, bound_ns: u64, mut progress: impl FnMut(u64), why: &mut Line) -> Step<Outcome> {
         let ctl = self.crew.ctl();
         ctl.want.store(want, Relaxed);
         ctl.until_ns.store(until_ns, Relaxed);
@@ -328,8 +327,8 @@ impl<'a> Race<'a> {
             if done != last.0 {
                 last = (done, now);
                 progress(ctl.iterations.load(Acquire));
-            } else if now - last.1 > ITERATION_NS {
-                return Err(Stop::brok(why.f("race {} did not end within 120 s", &[ctl.iterations.load(Acquire) + 1])));
+            } else if now - last.1 > bound_ns {
+                return Err(Stop::brok(why.f("race {} did not end within {} s", &[ctl.iterations.load(Acquire) + 1, bound_ns / 1_000_000_000])));
             } else if now - last.1 > START_LINE_NS
                 && let Some(i) = self.stopped()
             {
@@ -515,30 +514,12 @@ pub fn death_line<'l>(why: &'l mut Line, d: &Death) -> &'l mut Line {
     if d.sig == 0 {
         return why.s("exited");
     }
-    why.s("was killed by ").s(signal_name(d.sig))
+    why.s("was killed by ").sig(d.sig)
 }
 
 /// TBROK: a terminating signal arrived (it is acted on at a safe point, never at once).
 pub fn interrupted(why: &mut Line, sig: u32) -> Stop {
-    Stop::brok(why.s("interrupted by ").s(signal_name(sig)))
-}
-
-pub fn signal_name(sig: u32) -> &'static str {
-    match sig {
-        k::SIGINT => "SIGINT",
-        k::SIGTERM => "SIGTERM",
-        k::SIGHUP => "SIGHUP",
-        k::SIGQUIT => "SIGQUIT",
-        k::SIGBUS => "SIGBUS",
-        k::SIGSEGV => "SIGSEGV",
-        k::SIGKILL => "SIGKILL",
-        k::SIGPIPE => "SIGPIPE",
-        k::SIGALRM => "SIGALRM",
-        k::SIGUSR1 => "SIGUSR1",
-        k::SIGUSR2 => "SIGUSR2",
-        k::SIGABRT => "SIGABRT",
-        _ => "a signal",
-    }
+    Stop::brok(why.s("interrupted by ").sig(sig))
 }
 
 /// The si_code of a SIGBUS, by name.

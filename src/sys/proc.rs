@@ -202,7 +202,8 @@ unsafe extern "C" fn on_fault(sig: i32, info: *mut k::siginfo, _ctx: *mut core::
 }
 
 unsafe extern "C" fn on_term(sig: i32) {
-    PENDING.store(sig as u32, Ordering::Release);
+    // The first signal is the one the run names.
+    let _ = PENDING.compare_exchange(0, sig as u32, Ordering::AcqRel, Ordering::Acquire);
 }
 
 fn set_handler(sig: u32, handler: usize, flags: u32) -> Result<()> {
@@ -241,18 +242,50 @@ pub fn default_faults() {
     }
 }
 
-pub const TERM_SIGNALS: [u32; 4] = [k::SIGINT, k::SIGTERM, k::SIGHUP, k::SIGQUIT];
+/// The signals whose default action ends the process and that come from outside: a user or
+/// harness (kill, a terminal), a closed pipe, a timer, a resource limit, and every realtime
+/// signal. Each is turned into TBROK naming it, with the pool put back. Not caught: SIGKILL
+/// and SIGSTOP (they cannot be), and the synchronous faults SIGILL, SIGTRAP, SIGBUS, SIGFPE,
+/// SIGSEGV and SIGSYS, which mean a crash of hugerace itself (or, for SIGBUS, the race's
+/// verdict in a racer); a panic still puts the pool back.
+const TERMINATING: u64 = {
+    let classic = [
+        k::SIGHUP, k::SIGINT, k::SIGQUIT, k::SIGABRT, k::SIGUSR1, k::SIGUSR2, k::SIGPIPE, k::SIGALRM,
+        k::SIGTERM, k::SIGSTKFLT, k::SIGXCPU, k::SIGXFSZ, k::SIGVTALRM, k::SIGPROF, k::SIGIO, k::SIGPWR,
+    ];
+    // Realtime signals SIGRTMIN (32) to 64, all of whose default action is to terminate.
+    let mut set = !0u64 << (k::SIGRTMIN - 1);
+    let mut i = 0;
+    while i < classic.len() {
+        set |= 1 << (classic[i] - 1);
+        i += 1;
+    }
+    set
+};
 
-/// Turn the termination signals into a flag that the main flow polls, so that cleanup
-/// always runs in ordinary code. Interrupted waits return EINTR and see the flag.
+/// Whether `sig` is one of the signals `catch_termination` turns into a flag.
+pub const fn is_terminating(sig: u32) -> bool {
+    sig >= 1 && sig <= 64 && TERMINATING & (1 << (sig - 1)) != 0
+}
+
+/// Turn the terminating signals into a flag that the main flow polls, so that cleanup
+/// always runs in ordinary code. Interrupted waits return EINTR and see the flag; a write
+/// to a pipe whose reader is gone returns EPIPE (SIGPIPE is caught too) and the run stops.
+/// A realtime signal that cannot be caught (qemu-user keeps a few for itself) is skipped.
 pub fn catch_termination() -> Result<()> {
-    for sig in TERM_SIGNALS {
-        set_handler(sig, on_term as *const () as usize, 0)?;
+    for sig in 1..=64 {
+        if !is_terminating(sig) {
+            continue;
+        }
+        match set_handler(sig, on_term as *const () as usize, 0) {
+            Err(e) if sig < k::SIGRTMIN => return Err(e),
+            _ => {}
+        }
     }
     Ok(())
 }
 
-/// The termination signal received, if any.
+/// The terminating signal received first, if any.
 pub fn pending_signal() -> Option<u32> {
     match PENDING.load(Ordering::Acquire) {
         0 => None,
@@ -260,12 +293,11 @@ pub fn pending_signal() -> Option<u32> {
     }
 }
 
-/// Block (or unblock) the termination signals in the calling thread.
+/// Block (or unblock) the terminating signals in the calling thread: a racer blocks them
+/// all, so that the supervisor alone acts on them (one sent to a racer process's pid stays
+/// pending there, harmless, until the racer ends).
 pub fn block_termination(block: bool) -> Result<()> {
-    let mut set: u64 = 0;
-    for s in TERM_SIGNALS {
-        set |= 1 << (s - 1);
-    }
+    let set: u64 = TERMINATING;
     let how = if block { k::SIG_BLOCK } else { k::SIG_UNBLOCK };
     // SAFETY: set is a valid 8-byte sigset.
     sc!(k::__NR_rt_sigprocmask, how, &set as *const u64, 0usize, 8usize).map(drop)

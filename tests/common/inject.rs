@@ -3,7 +3,6 @@
 //! lines and summary, and a clean machine afterwards.
 
 use super::*;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub const K2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
@@ -17,35 +16,22 @@ pub fn set_knob(name: &str, v: u64) {
     std::fs::write(format!("{K2M}/{name}"), v.to_string()).unwrap();
 }
 
-/// Root, hugetlb with 2M pages, and the x86_64 syscall ABI the helper speaks; else SKIP (a
-/// failure under HUGERACE_REQUIRE_ROOT=1).
+/// Root, hugetlb with 2M pages, and the x86_64 syscall ABI the helper speaks; else a
+/// logged SKIP (a failure under CI).
 pub fn ready() -> bool {
     if !need_root_hugetlb() {
-        return false;
-    }
-    let why = if !cfg!(target_arch = "x86_64") {
-        "the injector speaks the x86_64 syscall ABI only"
+        false
+    } else if !cfg!(target_arch = "x86_64") {
+        skip("the injector speaks the x86_64 syscall ABI only")
     } else if !std::path::Path::new(K2M).exists() {
-        "no 2M hugepages"
+        skip("no 2M hugepages")
     } else {
-        return true;
-    };
-    if std::env::var("HUGERACE_REQUIRE_ROOT").is_ok() {
-        panic!("this test needs {why}, and HUGERACE_REQUIRE_ROOT is set");
+        true
     }
-    eprintln!("SKIP: {why}");
-    false
 }
 
-pub fn injector() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("inject");
-    BUILT.call_once(|| {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/inject.c");
-        let ok = Command::new("cc").args(["-O2", "-Wall", "-o"]).arg(&out).arg(&src).status().expect("cc").success();
-        assert!(ok, "cc {}", src.display());
-    });
-    out
+pub fn inject(spec: &[&str], args: &[&str]) -> Output {
+    inject_within(200, spec, args)
 }
 
 /// `inject SPEC -- hugerace ARGS`, bounded by timeout(1) (which would kill the helper, and

@@ -29,21 +29,76 @@ pub fn has_hugetlb() -> bool {
     Path::new("/sys/kernel/mm/hugepages").exists()
 }
 
-/// Skip (with the reason on stderr) unless root with hugetlb support. In CI both hold, so
-/// `HUGERACE_REQUIRE_ROOT=1` (set by .ci/run) turns a skip into a failure.
-pub fn need_root_hugetlb() -> bool {
-    let why = if !is_root() {
-        "not root"
-    } else if !has_hugetlb() {
-        "no /sys/kernel/mm/hugepages"
-    } else {
-        return true;
-    };
-    if std::env::var("HUGERACE_REQUIRE_ROOT").is_ok() {
-        panic!("this test needs root and hugetlb, and HUGERACE_REQUIRE_ROOT is set: {why}");
+/// Whether a skip must fail: under CI (`CI` set to anything but empty, `0` or `false`, as CI
+/// services set it), or with `HUGERACE_REQUIRE_ROOT` or `HUGERACE_REQUIRE_QEMU` (.ci/run sets
+/// both). CI has everything every test needs, so whatever is missing there is a defect.
+pub fn under_ci() -> bool {
+    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0" && !s.eq_ignore_ascii_case("false"));
+    set("CI") || set("HUGERACE_REQUIRE_ROOT") || set("HUGERACE_REQUIRE_QEMU")
+}
+
+/// The file every skip is logged to, one line each, which `make test` counts at its end:
+/// `HUGERACE_SKIP_LOG` (set by make), else target/skips.log.
+pub fn skip_log() -> PathBuf {
+    std::env::var_os("HUGERACE_SKIP_LOG").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/skips.log"))
+}
+
+/// Skip the calling test (or a part of it) for `reason`: one line `SKIP: <test>: <reason>`
+/// on stderr and in the skip log; under CI (`under_ci`), a failure with that reason instead.
+/// Returns false, for `if !ready() { return }` helpers.
+pub fn skip(reason: &str) -> bool {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let crate_name = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).unwrap_or_default();
+    let crate_name = crate_name.split('-').next().unwrap_or("").to_string();
+    let line = format!("SKIP: {crate_name}::{test}: {reason}");
+    if under_ci() {
+        panic!("{line} (a skip fails under CI: CI, HUGERACE_REQUIRE_ROOT or HUGERACE_REQUIRE_QEMU is set)");
     }
-    eprintln!("SKIP: {why}");
+    eprintln!("{line}");
+    let log = skip_log();
+    if let Some(d) = log.parent() {
+        let _ = fs::create_dir_all(d);
+    }
+    // One write of one line with O_APPEND: lines from parallel tests never interleave.
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&log) {
+        use std::io::Write;
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
     false
+}
+
+/// Whether `tool` is on PATH.
+pub fn has(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool} >/dev/null")]).status().is_ok_and(|s| s.success())
+}
+
+/// `tool` is on PATH, or the calling test is skipped naming it and its Debian package
+/// (which `make setup` installs).
+pub fn need_tool(tool: &str, package: &str) -> bool {
+    has(tool) || skip(&format!("{tool} is not installed (apt-get install {package}, or `make setup` as root)"))
+}
+
+/// Root with hugetlb support, or the calling test is skipped (a failure under CI).
+pub fn need_root_hugetlb() -> bool {
+    if !is_root() {
+        skip("not root")
+    } else if !has_hugetlb() {
+        skip("no hugetlb support (/sys/kernel/mm/hugepages is missing)")
+    } else {
+        true
+    }
+}
+
+/// The ptrace fault injector (tests/helpers/inject.c), built once per test crate.
+pub fn injector() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inject");
+    BUILT.call_once(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/inject.c");
+        let ok = Command::new("cc").args(["-O2", "-Wall", "-o"]).arg(&out).arg(&src).status().expect("cc").success();
+        assert!(ok, "cc {}", src.display());
+    });
+    out
 }
 
 /// Every hugepage knob of every size, as found.
