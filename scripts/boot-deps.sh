@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages the boot tests need (CI starts from a fresh machine): QEMU for
-# the guests, and the cross compilers, kernel source and build tools for the two kernels built
-# here (big-endian ppc64, arm64 with 64K pages). Does nothing when all are there. A failed
-# install is reported, not fatal: the boot tests then report what they lack as SKIP with the
-# reason.
+# the guests, and the compilers, kernel source and build tools for the kernels built here
+# (big-endian ppc64, arm64 with 64K pages, x86_64, and their mutants: the host gcc, patch).
+# Does nothing when all are there. A failed install is reported, not fatal: the boot tests
+# then report what they lack as SKIP with the reason.
 set -uo pipefail
 
 PKGS=(
     qemu-system-x86 qemu-system-arm qemu-system-ppc
     gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu linux-source
     gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu
-    make bc flex bison libelf-dev libssl-dev xz-utils python3
+    make bc flex bison libelf-dev libssl-dev xz-utils python3 patch gcc
 )
 
 missing=()
