@@ -167,13 +167,13 @@ verdict() {
                 # reason on the line above its `not ok`).
                 local res
                 res=$(user_lines "$log" | awk -v m="$m" -v s="$s" '
-                    $0 ~ "^(not )?ok [0-9]+ " m " " s "$" { print (prev ~ "^# " m " " s ": racer [0-9]+ on CPU [0-9]+ got SIGBUS") ? "sigbus" : ($1 == "ok" ? "ok" : "other"); exit }
+                    $0 ~ "^(not )?ok [0-9]+ " m " " s "$" { print (prev ~ "^# " m " " s ": racer [0-9]+ on CPU [0-9]+ got SIGBUS") ? "sigbus" : ($1 == "ok" ? "ok" : "other " prev); exit }
                     { prev = $0 }')
                 case $EXPECT/$res in
                     mutant/sigbus | either/sigbus | either/ok) ;;
                     */"") echo "no result for '$m $s'" ;;
                     mutant/ok) echo "'$m $s' passed: the mutant's race did not fail" ;;
-                    *) echo "'$m $s' failed without a racer's SIGBUS (TBROK?): $(user_lines "$log" | grep -a -m1 "^# $m $s: ")" ;;
+                    *) echo "'$m $s' failed without a racer's SIGBUS (TBROK?): ${res#other }" ;;
                 esac
             done
         done
