@@ -155,7 +155,7 @@ debian_kernel() {
     echo "$img"
 }
 
-# ---- kernels built here: big-endian ppc64, arm64 with 64K pages ----
+# ---- kernels built here: big-endian ppc64, arm64 with 64K pages, x86_64; their mutants ----
 
 # The source package (linux-source-6.1) and its version, or nothing if not installed.
 source_version() {
@@ -176,8 +176,8 @@ member_hash() {
 # built_kernel WANT NAME KARCH CROSS_COMPILE TARGET IMAGE [VARIANT=PATCH...]: make sure every
 # member of the family NAME is cached (building `make TARGET` for ARCH=KARCH from Debian's
 # linux-source with boot/NAME.config over allnoconfig, and each VARIANT with boot/PATCH
-# applied), then print the cached image (a path in the object tree:
-# kernels/<member>/<key>/<its basename>) of the member WANT. CROSS_COMPILE "-" is the host gcc.
+# applied), then print the path of member WANT's image. IMAGE is a path in the object tree,
+# cached as kernels/<member>/<key>/<its basename>. CROSS_COMPILE "-" is the host gcc.
 built_kernel() {
     local want=$1 name=$2 karch=$3 cc=$4 target=$5 image=$6
     shift 6
@@ -217,7 +217,9 @@ built_kernel() {
         # A run killed with a patch applied leaves .patched: that source is not pristine.
         if [ ! -e "$src/.done" ] || [ -e "$src/.patched" ]; then
             log "unpacking $tarball"
-            rm -rf "$src" "$src.tmp"
+            # A fresh source keeps the tarball's old mtimes: an object tree kept from a
+            # variant would look up to date with its patched objects. Start those afresh.
+            rm -rf "$src" "$src.tmp" "$CACHE/build/"*-"$ver"
             mkdir -p "$src.tmp"
             tar -xf "$tarball" -C "$src.tmp" --strip-components=1
             mv "$src.tmp" "$src"
