@@ -57,7 +57,7 @@ fn racer(i: usize, c: &Crew) -> usize {
     let mut n = 0u32;
     while c.flags[1 - i].load(SeqCst) == 0 {
         n = n.wrapping_add(1);
-        if n % 4096 == 0 && sys::monotonic_ns() - t0 > SPIN_NS {
+        if n.is_multiple_of(4096) && sys::monotonic_ns() - t0 > SPIN_NS {
             c.result[i].store(LATE, SeqCst);
             return LATE as usize;
         }

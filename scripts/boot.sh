@@ -286,7 +286,7 @@ for name in "${@:-${ALL[@]}}"; do
         initrd="target/$TRIPLE/detect.cpio.gz"
         # Until hugerace has --keep-going, each race is a run of its own (-i 1).
         kg=0
-        grep -a -q -- '--keep-going' "target/$TRIPLE/release/hugerace" 2>/dev/null && kg=1
+        grep -a -q 'keep-going' "target/$TRIPLE/release/hugerace" 2>/dev/null && kg=1
         ARGS="$DETECT_BLOCKS $DETECT_RACES 2M $kg"
         [ "$EXPECT" = either ] && EXPECT=mutant
     fi
