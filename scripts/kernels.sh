@@ -290,8 +290,13 @@ plan() {
             [ -e "$CACHE/kernels/$member/$ver-$(member_hash "$name" "$patch")/$file" ] || miss+=("$member")
         done
         [ ${#miss[@]} -gt 0 ] || continue
-        # A cold tree costs the full build; each further variant about a minute.
-        n=$(( ${COLD_MIN[$name]} + ${#miss[@]} - 1 ))
+        # A cold tree costs the full build, each further member well under a minute; a kept
+        # tree (HUGERACE_KEEP_KERNEL_TREE) rebuilds only what changed.
+        if [ -d "$CACHE/build/$name-$ver" ]; then
+            n=${#miss[@]}
+        else
+            n=$(( ${COLD_MIN[$name]} + ${#miss[@]} - 1 ))
+        fi
         total=$((total + n))
         echo "kernels: will build ${miss[*]} from $srcpkg $ver (one object tree, about $n min on 2 cores)"
     done
