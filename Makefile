@@ -50,10 +50,10 @@ clean:
 # (boot/ppc64be.config) and arm64 with 64K base pages (boot/arm64-64k.config, the machine
 # arm64-64k). `make boot-deps` installs the Debian packages.
 # Mutants (issue 13): x86_64 is also built from linux-source (boot/x86_64.config, machine
-# x86_64-built), and x86_64 and arm64-64k each with boot/hugetlb-mutant.patch (machines
-# x86_64-mutant, arm64-64k-mutant: the race put back, which must FAIL both modes with SIGBUS)
-# and x86_64 with boot/hugetlb-narrow.patch (x86_64-narrow, for `make detect`), every variant
-# in its kernel's object tree.
+# x86_64-built), and x86_64, arm64-64k and ppc64be each with boot/hugetlb-mutant.patch
+# (machines x86_64-mutant, arm64-64k-mutant, ppc64be-mutant: the race put back, which must
+# FAIL both modes with SIGBUS) and x86_64 with boot/hugetlb-narrow.patch (x86_64-narrow, for
+# `make detect`), every variant in its kernel's object tree.
 BOOT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
 	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu
 INITRAMFS = target/$(TARGET)/initramfs.cpio.gz
@@ -84,7 +84,7 @@ test: boot-test
 # plainly) beside it; DETECT_BLOCKS blocks of DETECT_RACES races per mode, interleaved; prints
 # failed races per machine, mode and size for both (figures: asserted only that every race ran
 # and that a mutant fails, its twin never).
-DETECT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
+DETECT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu powerpc64-unknown-linux-gnu
 DETECT_BLOCKS ?= 4
 DETECT_RACES ?= 50
 

@@ -2,7 +2,8 @@
 # The kernels the boot tests run, cached outside the clone.
 #
 #   scripts/kernels.sh ARCH     ARCH: amd64 | arm64 | ppc64el | ppc64be | arm64-64k
-#                                     | arm64-64k-mutant | x86_64 | x86_64-mutant | x86_64-narrow
+#                                     | ppc64be-mutant | arm64-64k-mutant | x86_64 | x86_64-mutant
+#                                     | x86_64-narrow
 #   scripts/kernels.sh --plan   one line per kernel that is not cached yet and must be built
 #
 # Prints the path of a bootable kernel image on stdout and exits 0. When no kernel can be had
@@ -24,11 +25,11 @@
 # Mutants (issue 13): a built kernel may have variants, each the same configuration with one
 # patch of boot/ applied to the source: x86_64 (boot/x86_64.config, the host gcc) has
 # x86_64-mutant (boot/hugetlb-mutant.patch) and x86_64-narrow (boot/hugetlb-narrow.patch);
-# arm64-64k has arm64-64k-mutant. A kernel and its variants are one family: asking for any
-# member builds every member not cached yet, in one object tree (the plain kernel first, then
-# each variant: apply its patch, rebuild what it touches, cache the image, reverse the patch),
-# so a variant costs a recompile of mm/hugetlb.c and a relink. A variant's key adds the hash
-# of its patch.
+# arm64-64k and ppc64be have arm64-64k-mutant and ppc64be-mutant (boot/hugetlb-mutant.patch).
+# A kernel and its variants are one family: asking for any member builds every member not
+# cached yet, in one object tree (the plain kernel first, then each variant: apply its patch,
+# rebuild what it touches, cache the image, reverse the patch), so a variant costs a
+# recompile of mm/hugetlb.c and a relink. A variant's key adds the hash of its patch.
 #
 # Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
 #   apt/<arch>/                  that arch's apt lists and package cache
@@ -52,7 +53,7 @@ skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
 # The kernels built here, one family per line: NAME KARCH CROSS_COMPILE TARGET IMAGE, then its
 # variants as VARIANT=PATCH (PATCH under boot/). NAME's config is boot/NAME.config.
 FAMILIES=(
-    "ppc64be powerpc powerpc64-linux-gnu- vmlinux vmlinux"
+    "ppc64be powerpc powerpc64-linux-gnu- vmlinux vmlinux ppc64be-mutant=hugetlb-mutant.patch"
     "arm64-64k arm64 aarch64-linux-gnu- Image arch/arm64/boot/Image arm64-64k-mutant=hugetlb-mutant.patch"
     "x86_64 x86_64 - bzImage arch/x86/boot/bzImage x86_64-mutant=hugetlb-mutant.patch x86_64-narrow=hugetlb-narrow.patch"
 )
