@@ -26,7 +26,8 @@
 #
 # --detect boots each machine with target/<triple>/detect.cpio.gz instead (examples/detect.rs
 # as /init, with /hugerace and /forkspin): DETECT_BLOCKS blocks (default 4) of DETECT_RACES
-# races (default 50) per mode on 2M pages, hugerace then forkspin in each block, and prints
+# races (default 50) per mode on 2M pages (16M on ppc64be, the machine's DETECT_SIZE),
+# hugerace then forkspin in each block, and prints
 # per machine, mode and size how many races failed for each. Asserted: every race ran and
 # nothing broke; on a mutant, hugerace failed at least once per mode; on an unpatched kernel,
 # never.
@@ -61,7 +62,7 @@ fi
 # free one). The others run PID-1 mode's defaults, with no arguments at all.
 machine() {
     local pseries=(qemu-system-ppc64 -M pseries,cap-hpt-max-page-size=16M)
-    EXPECT=pass APPEND="" ARGS="" BASEPAGE=""
+    EXPECT=pass APPEND="" ARGS="" BASEPAGE="" DETECT_SIZE=2M
     case $1 in
         x86_64)
             TRIPLE=x86_64-unknown-linux-gnu KARCH=amd64 CONSOLE=ttyS0
@@ -135,7 +136,7 @@ machine() {
             # in the boots measured): up to 200, each ~7 ms, and a failure ends the run.
             TRIPLE=powerpc64-unknown-linux-gnu KARCH=ppc64be-mutant CONSOLE=hvc0
             QEMU=("${pseries[@]}" -m 1024)
-            ARGS="-s 16M -i 200" SIZES="16M" EXPECT=mutant BASEPAGE=64K ;;
+            ARGS="-s 16M -i 200" SIZES="16M" EXPECT=mutant BASEPAGE=64K DETECT_SIZE=16M ;;
         *) echo "unknown machine $1" >&2; return 1 ;;
     esac
 }
@@ -232,6 +233,9 @@ for line in sys.stdin:
         except ValueError:
             print("a JSON line does not parse: " + line[:80]); continue
         for r in doc.get("results", []) if doc.get("tool") == "hugerace" else []:
+            if "mode" not in r or "pagesize_kb" not in r:
+                print("hugerace: %s: %s" % (r.get("result"), r.get("message")))
+                continue
             size = "%dM" % (r["pagesize_kb"] // 1024) if r["pagesize_kb"] % 1024 == 0 else "%dK" % r["pagesize_kb"]
             add(r["mode"], size, "hugerace", r["iterations"], r["failed"], r["broken"])
     m = re.match(r"forkspin: mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$", line)
@@ -241,7 +245,7 @@ for line in sys.stdin:
         print(line)
 rows = []
 for mode in ("shared", "private"):
-    sizes = [s for (m, s) in tally if m == mode] or ["2M"]
+    sizes = [s for (m, s) in tally if m == mode] or [sys.argv[5]]
     for size in sizes:
         cell = []
         for tool in ("hugerace", "forkspin"):
@@ -259,7 +263,7 @@ for mode in ("shared", "private"):
         rows.append("%-18s %-8s %-5s %-18s %-18s" % (name, mode, size, cell[0], cell[1]))
 with open(sys.argv[4], "a") as f:
     f.write("\n".join(rows) + "\n")
-' "$name" "$want" "$expect" "$DETECT_TABLE"
+' "$name" "$want" "$expect" "$DETECT_TABLE" "$DETECT_SIZE" 2>&1
 }
 
 # One kernel lookup per arch and run (several machines share one). Sets `kernel` to its path,
@@ -297,7 +301,7 @@ for name in "${@:-${ALL[@]}}"; do
         # Until hugerace has --keep-going, each race is a run of its own (-i 1).
         kg=0
         grep -a -q 'keep-going' "target/$TRIPLE/release/hugerace" 2>/dev/null && kg=1
-        ARGS="$DETECT_BLOCKS $DETECT_RACES 2M $kg"
+        ARGS="$DETECT_BLOCKS $DETECT_RACES $DETECT_SIZE $kg"
         [ "$EXPECT" = either ] && EXPECT=mutant
     fi
     t0=$(date +%s.%N)
