@@ -3,7 +3,8 @@
 # the initramfs. Each boot races every hugepage size the guest has, prints KTAP on the console
 # and powers the guest off.
 #
-#   scripts/boot.sh [MACHINE...]      default: every machine below
+#   scripts/boot.sh [MACHINE...]            default: every machine of ALL below
+#   scripts/boot.sh --detect [MACHINE...]   `make detect`: failure rates on the mutants
 #
 # Needs target/<triple>/initramfs.cpio.gz (`make initramfs TARGET=<triple>`) and a kernel from
 # scripts/kernels.sh (cached under /var/cache/hugerace). A machine whose kernel or QEMU cannot
@@ -17,6 +18,19 @@
 #   - the kernel's `reboot: Power down`, and QEMU ending by itself within the time limit.
 # The negative boot (--leave-free 0 --noreserve) must show `not ok`, a non-zero exit line, and
 # still power off.
+# A mutant boot (a kernel with boot/hugetlb-mutant.patch: the alloc-instantiate race put back)
+# must fail the race in both modes for each expected size: a `not ok` line right after the
+# TFAIL diagnostic `# <mode> <size>: racer N on CPU N got SIGBUS ...` (not TBROK, not
+# "inconclusive"), `hugerace: exit 1`, and still power off. Its unpatched twin (x86_64-built,
+# the same configuration) is an ordinary positive boot.
+#
+# --detect boots each machine with target/<triple>/detect.cpio.gz instead (examples/detect.rs
+# as /init, with /hugerace and /forkspin): DETECT_BLOCKS blocks (default 4) of DETECT_RACES
+# races (default 50) per mode on 2M pages (16M on ppc64be, the machine's DETECT_SIZE),
+# hugerace then forkspin in each block, and prints
+# per machine, mode and size how many races failed for each. Asserted: every race ran and
+# nothing broke; on a mutant, hugerace failed at least once per mode; on an unpatched kernel,
+# never.
 #
 # Consoles land in target/boot/<machine>.console, QEMU's own messages in <machine>.qemu.
 set -uo pipefail
@@ -42,7 +56,16 @@ under_ci() {
 }
 SKIP_LOG=${HUGERACE_SKIP_LOG:-target/skips.log}
 
-ALL=(x86_64 x86_64-negative arm64 arm64-64k ppc64le-radix ppc64le-hash ppc64be)
+ALL=(x86_64 x86_64-negative arm64 arm64-64k ppc64le-radix ppc64le-hash ppc64be
+     x86_64-built x86_64-mutant arm64-64k-mutant ppc64be-mutant)
+DETECT_ALL=(x86_64-built x86_64-mutant x86_64-narrow arm64-64k-mutant ppc64be-mutant)
+DETECT=""
+if [ "${1:-}" = --detect ]; then
+    DETECT=1
+    shift
+    set -- "${@:-${DETECT_ALL[@]}}"
+    TIMEOUT=${BOOT_TIMEOUT:-1200}
+fi
 
 # Sets, for one machine: TRIPLE KARCH QEMU (array) CONSOLE APPEND ARGS SIZES EXPECT BASEPAGE
 # (the base page size hugerace must report, so that a kernel of the wrong page size fails).
@@ -51,7 +74,7 @@ ALL=(x86_64 x86_64-negative arm64 arm64-64k ppc64le-radix ppc64le-hash ppc64be)
 # free one). The others run PID-1 mode's defaults, with no arguments at all.
 machine() {
     local pseries=(qemu-system-ppc64 -M pseries,cap-hpt-max-page-size=16M)
-    EXPECT=pass APPEND="" ARGS="" BASEPAGE=""
+    EXPECT=pass APPEND="" ARGS="" BASEPAGE="" DETECT_SIZE=2M
     case $1 in
         x86_64)
             TRIPLE=x86_64-unknown-linux-gnu KARCH=amd64 CONSOLE=ttyS0
@@ -90,6 +113,42 @@ machine() {
             TRIPLE=powerpc64-unknown-linux-gnu KARCH=ppc64be CONSOLE=hvc0
             QEMU=("${pseries[@]}" -m 1024)
             SIZES="16M" BASEPAGE=64K ;;
+        # The mutants (issue 13): kernels built here from linux-source, the plain one and the
+        # same configuration with a boot/hugetlb-*.patch (scripts/kernels.sh). 2M pages only.
+        # The wide window fails most first races (`make detect`: 70-97% of single races on a
+        # busy host), and a failure ends the run: 20 iterations make a pass on the mutant out
+        # of reach, and cost the unpatched twin a fraction of a second.
+        x86_64-built)
+            TRIPLE=x86_64-unknown-linux-gnu KARCH=x86_64 CONSOLE=ttyS0
+            QEMU=(qemu-system-x86_64 -cpu max -m 1024)
+            ARGS="-s 2M -i 20" SIZES="2M" BASEPAGE=4K ;;
+        x86_64-mutant)
+            TRIPLE=x86_64-unknown-linux-gnu KARCH=x86_64-mutant CONSOLE=ttyS0
+            QEMU=(qemu-system-x86_64 -cpu max -m 1024)
+            ARGS="-s 2M -i 20" SIZES="2M" EXPECT=mutant BASEPAGE=4K ;;
+        x86_64-narrow)
+            # The narrow window fails some races, not all: not a pass/fail boot of `make
+            # test`; `make detect` measures it. Booted alone, it must report both modes
+            # without breaking.
+            TRIPLE=x86_64-unknown-linux-gnu KARCH=x86_64-narrow CONSOLE=ttyS0
+            QEMU=(qemu-system-x86_64 -cpu max -m 1024)
+            ARGS="-s 2M -i 50" SIZES="2M" EXPECT=either BASEPAGE=4K ;;
+        arm64-64k-mutant)
+            # 512M (a PMD on 64K base pages): its clear, the window, takes ~150 ms under TCG,
+            # far beyond the racers' start skew here. A 2M page (contiguous PTEs) clears in
+            # ~0.6 ms, less than the skew of some boots: 2M can pass 3 races on this mutant
+            # (`make detect` measures it).
+            TRIPLE=aarch64-unknown-linux-gnu KARCH=arm64-64k-mutant CONSOLE=ttyAMA0
+            QEMU=(qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -m 3072)
+            APPEND="hugepagesz=512M hugepages=2" ARGS="-s 512M -i 10" SIZES="512M" EXPECT=mutant BASEPAGE=64K ;;
+        ppc64be-mutant)
+            # Big-endian, hash MMU, 16M pages: ppc64be's kernel with the patch. Under this
+            # TCG the racers start ms apart (skew p50 ~2 ms, about a 16M clear), so a private
+            # race overlaps in some iterations only (the first failure came by iteration 11
+            # in the boots measured): up to 200, each ~7 ms, and a failure ends the run.
+            TRIPLE=powerpc64-unknown-linux-gnu KARCH=ppc64be-mutant CONSOLE=hvc0
+            QEMU=("${pseries[@]}" -m 1024)
+            ARGS="-s 16M -i 200" SIZES="16M" EXPECT=mutant BASEPAGE=64K DETECT_SIZE=16M ;;
         *) echo "unknown machine $1" >&2; return 1 ;;
     esac
 }
@@ -125,7 +184,26 @@ verdict() {
     [ -n "$plan" ] && [ "$plan" != "$results" ] && echo "the plan announced $plan results, $results came"
     [ -n "$BASEPAGE" ] && ! user_lines "$log" | grep -a -qE "^# hugerace .*, base page $BASEPAGE\$" &&
         echo "hugerace did not report 'base page $BASEPAGE': the kernel's base page size is not the machine's"
-    if [ "$EXPECT" = pass ]; then
+    if [ "$EXPECT" = mutant ] || [ "$EXPECT" = either ]; then
+        [ "$EXPECT" = mutant ] && [ "$code" != 1 ] && [ -n "$code" ] && echo "hugerace: exit $code, wanted 1 (TFAIL)"
+        user_lines "$log" | grep -a -i 'inconclusive' | sed 's/^/inconclusive, not a TFAIL: /'
+        for s in $SIZES; do
+            for m in shared private; do
+                # The result line and the diagnostic right before it (KTAP puts a failure's
+                # reason on the line above its `not ok`).
+                local res
+                res=$(user_lines "$log" | awk -v m="$m" -v s="$s" '
+                    $0 ~ "^(not )?ok [0-9]+ " m " " s "$" { print (prev ~ "^# " m " " s ": racer [0-9]+ on CPU [0-9]+ got SIGBUS") ? "sigbus" : ($1 == "ok" ? "ok" : "other " prev); exit }
+                    { prev = $0 }')
+                case $EXPECT/$res in
+                    mutant/sigbus | either/sigbus | either/ok) ;;
+                    */"") echo "no result for '$m $s'" ;;
+                    mutant/ok) echo "'$m $s' passed: the mutant's race did not fail" ;;
+                    *) echo "'$m $s' failed without a racer's SIGBUS (TBROK?): ${res#other }" ;;
+                esac
+            done
+        done
+    elif [ "$EXPECT" = pass ]; then
         [ "$code" = 0 ] || { [ -n "$code" ] && echo "hugerace: exit $code, wanted 0"; }
         clean "$log" | grep -a -E '^not ok ' | sed 's/^/failed: /'
         for s in $SIZES; do
@@ -138,6 +216,66 @@ verdict() {
         clean "$log" | grep -a -qE '^not ok ' || echo "no 'not ok' line: the negative control did not fail"
         [ -n "$code" ] && [ "$code" = 0 ] && echo "hugerace: exit 0, wanted a failure status"
     fi
+}
+
+# --detect: sum a console's result lines per tool, mode and size into table rows (appended to
+# DETECT_TABLE); prints the reasons the boot fails, one per line. hugerace's lines are its
+# `-f json` output, one object per run ("results": "mode", "pagesize_kb", "iterations" =
+# races, "failed" = failed races, "broken"); forkspin's are `forkspin: mode=M size=S races=N
+# failed=F broken=B`.
+detect_verdict() {
+    local log=$1 rc=$2 name=$3 want=$4 expect=$5
+    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "QEMU did not end within ${TIMEOUT}s (killed)"
+    clean "$log" | grep -a -q 'Kernel panic' && echo "the kernel panicked: $(clean "$log" | grep -a -m1 'Kernel panic')"
+    clean "$log" | grep -a -q 'reboot: Power down' || echo "no 'reboot: Power down' on the console"
+    user_lines "$log" | grep -a -q '^detect: done$' || echo "no 'detect: done': the schedule did not finish"
+    user_lines "$log" | grep -a -E '^detect: (exec|fork|wait4|mount|panic)|killed by signal' | sed 's/^/detect: /'
+    user_lines "$log" | python3 -c '
+import json, re, sys
+name, want, expect = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tally = {}  # (mode, size) -> {tool: [races, failed, broken]}
+def add(mode, size, tool, races, failed, broken):
+    t = tally.setdefault((mode, size), {}).setdefault(tool, [0, 0, 0])
+    t[0] += races; t[1] += failed; t[2] += broken
+for line in sys.stdin:
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            print("a JSON line does not parse: " + line[:80]); continue
+        for r in doc.get("results", []) if doc.get("tool") == "hugerace" else []:
+            if "mode" not in r or "pagesize_kb" not in r:
+                print("hugerace: %s: %s" % (r.get("result"), r.get("message")))
+                continue
+            size = "%dM" % (r["pagesize_kb"] // 1024) if r["pagesize_kb"] % 1024 == 0 else "%dK" % r["pagesize_kb"]
+            add(r["mode"], size, "hugerace", r["iterations"], r["failed"], r["broken"])
+    m = re.match(r"forkspin: mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$", line)
+    if m:
+        add(m[1], m[2], "forkspin", int(m[3]), int(m[4]), int(m[5]))
+    elif line.startswith("forkspin: TBROK"):
+        print(line)
+rows = []
+for mode in ("shared", "private"):
+    sizes = [s for (m, s) in tally if m == mode] or [sys.argv[5]]
+    for size in sizes:
+        cell = []
+        for tool in ("hugerace", "forkspin"):
+            races, failed, broken = tally.get((mode, size), {}).get(tool, [0, 0, 0])
+            if races != want:
+                print("%s %s %s: %d races ran, wanted %d" % (tool, mode, size, races, want))
+            if broken:
+                print("%s %s %s: %d broken" % (tool, mode, size, broken))
+            if tool == "hugerace" and expect == "mutant" and failed == 0:
+                print("hugerace %s %s: no failed race on a mutant" % (mode, size))
+            if expect == "pass" and failed:
+                print("%s %s %s: %d failed races on an unpatched kernel" % (tool, mode, size, failed))
+            pct = 100.0 * failed / races if races else 0.0
+            cell.append("%4d/%-4d %5.1f%%" % (failed, races, pct))
+        rows.append("%-18s %-8s %-5s %-18s %-18s" % (name, mode, size, cell[0], cell[1]))
+with open(sys.argv[4], "a") as f:
+    f.write("\n".join(rows) + "\n")
+' "$name" "$want" "$expect" "$DETECT_TABLE" "$DETECT_SIZE" 2>&1
 }
 
 # One kernel lookup per arch and run (several machines share one). Sets `kernel` to its path,
@@ -153,6 +291,14 @@ kernel_for() {
     return "${KERNEL_RC[$1]}"
 }
 
+# A cold run builds kernels first: say which, and about how long, before anything else.
+scripts/kernels.sh --plan 2>/dev/null | grep -v 'every built kernel is cached'
+
+if [ -n "$DETECT" ]; then
+    DETECT_BLOCKS=${DETECT_BLOCKS:-4} DETECT_RACES=${DETECT_RACES:-50}
+    DETECT_TABLE=$OUT/detect.table
+    : >"$DETECT_TABLE"
+fi
 passed=0 failed=0 skipped=0
 summary=()
 for name in "${@:-${ALL[@]}}"; do
@@ -160,6 +306,16 @@ for name in "${@:-${ALL[@]}}"; do
     console="$OUT/$name.console"
     rm -f "$console" "$OUT/$name.qemu"
     initrd="target/$TRIPLE/initramfs.cpio.gz"
+    if [ -n "$DETECT" ]; then
+        console="$OUT/$name.detect.console"
+        rm -f "$console"
+        initrd="target/$TRIPLE/detect.cpio.gz"
+        # Until hugerace has --keep-going, each race is a run of its own (-i 1).
+        kg=0
+        grep -a -q 'keep-going' "target/$TRIPLE/release/hugerace" 2>/dev/null && kg=1
+        ARGS="$DETECT_BLOCKS $DETECT_RACES $DETECT_SIZE $kg"
+        [ "$EXPECT" = either ] && EXPECT=mutant
+    fi
     t0=$(date +%s.%N)
     if ! command -v "${QEMU[0]}" >/dev/null; then
         # CI installs QEMU itself (HUGERACE_REQUIRE_QEMU=1): there its absence is a failure.
@@ -180,7 +336,11 @@ for name in "${@:-${ALL[@]}}"; do
             -kernel "$kernel" -initrd "$initrd" -append "$append" \
             </dev/null >"$OUT/$name.qemu" 2>&1
         rc=$?
-        reasons=$(verdict "$console" "$rc")
+        if [ -n "$DETECT" ]; then
+            reasons=$(detect_verdict "$console" "$rc" "$name" $((DETECT_BLOCKS * DETECT_RACES)) "$EXPECT")
+        else
+            reasons=$(verdict "$console" "$rc")
+        fi
         if [ -z "$reasons" ]; then result="PASS" why=""; else result="FAIL" why=$reasons; fi
     fi
     if [ "$result" = SKIP ]; then
@@ -191,7 +351,9 @@ for name in "${@:-${ALL[@]}}"; do
     echo "== boot $name ($TRIPLE, kernel $KARCH): $result in ${dt}s"
     [ -n "${kernel:-}" ] && [ -e "${kernel:-/nonexistent}" ] && echo "   kernel: $kernel"
     [ -n "$why" ] && printf '%s\n' "$why" | sed 's/^/   reason: /'
-    if [ -e "$console" ]; then
+    if [ -n "$DETECT" ]; then
+        [ -e "$console" ] && echo "   console: $console"
+    elif [ -e "$console" ]; then
         echo "   console ($console), hugerace's lines:"
         # (firmware or early kernel output may share the KTAP version line: show it from there on)
         user_lines "$console" | sed 's/^.*\(KTAP version 1\)$/\1/' |
@@ -209,4 +371,11 @@ done
 echo
 printf '%s\n' "${summary[@]}"
 echo "boot: $passed passed, $failed failed, $skipped skipped"
+if [ -n "$DETECT" ]; then
+    echo
+    echo "Failed races / races, per machine, mode and size (2 racers, 2 vCPUs under TCG;"
+    echo "$DETECT_BLOCKS blocks of $DETECT_RACES races, hugerace then forkspin in each block, one boot per machine):"
+    printf '%-18s %-8s %-5s %-18s %-18s\n' machine mode size hugerace forkspin
+    cat "$DETECT_TABLE"
+fi
 [ "$failed" -eq 0 ]

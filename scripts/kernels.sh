@@ -2,6 +2,9 @@
 # The kernels the boot tests run, cached outside the clone.
 #
 #   scripts/kernels.sh ARCH     ARCH: amd64 | arm64 | ppc64el | ppc64be | arm64-64k
+#                                     | ppc64be-mutant | arm64-64k-mutant | x86_64 | x86_64-mutant
+#                                     | x86_64-narrow
+#   scripts/kernels.sh --plan   one line per kernel that is not cached yet and must be built
 #
 # Prints the path of a bootable kernel image on stdout and exits 0. When no kernel can be had
 # (no registry and nothing cached, no linux-source), prints one line `SKIP: <reason>` and exits
@@ -19,6 +22,15 @@
 # image (vmlinux, arm64's Image) is cached under the source version and a hash of the config
 # and this recipe.
 #
+# Mutants (issue 13): a built kernel may have variants, each the same configuration with one
+# patch of boot/ applied to the source: x86_64 (boot/x86_64.config, the host gcc) has
+# x86_64-mutant (boot/hugetlb-mutant.patch) and x86_64-narrow (boot/hugetlb-narrow.patch);
+# arm64-64k and ppc64be have arm64-64k-mutant and ppc64be-mutant (boot/hugetlb-mutant.patch).
+# A kernel and its variants are one family: asking for any member builds every member not
+# cached yet, in one object tree (the plain kernel first, then each variant: apply its patch,
+# rebuild what it touches, cache the image, reverse the patch), so a variant costs a
+# recompile of mm/hugetlb.c and a relink. A variant's key adds the hash of its patch.
+#
 # Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
 #   apt/<arch>/                  that arch's apt lists and package cache
 #   kernels/<arch>/<pkg>_<ver>/   the unpacked Debian kernel package (the .deb is not kept)
@@ -27,20 +39,47 @@
 #                                 HUGERACE_KEEP_KERNEL_TREE=1 (incremental rebuilds when the config changes)
 #   kernels/ppc64be/<key>/vmlinux the built kernels, and their .config
 #   kernels/arm64-64k/<key>/Image
+#   kernels/x86_64/<key>/bzImage  (and kernels/<variant>/<key>/ likewise)
 # A new kernel version (or config) prunes the entries it supersedes.
 set -euo pipefail
 
 CACHE=${HUGERACE_CACHE:-/var/cache/hugerace}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-ARCH=${1:?usage: kernels.sh amd64|arm64|ppc64el|ppc64be|arm64-64k}
+ARCH=${1:?usage: kernels.sh amd64|arm64|ppc64el|ppc64be|arm64-64k[-mutant]|x86_64[-mutant|-narrow]|--plan}
 
 log() { printf 'kernels[%s]: %s\n' "$ARCH" "$*" >&2; }
 skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
 
+# The kernels built here, one family per line: NAME KARCH CROSS_COMPILE TARGET IMAGE, then its
+# variants as VARIANT=PATCH (PATCH under boot/). NAME's config is boot/NAME.config.
+FAMILIES=(
+    "ppc64be powerpc powerpc64-linux-gnu- vmlinux vmlinux ppc64be-mutant=hugetlb-mutant.patch"
+    "arm64-64k arm64 aarch64-linux-gnu- Image arch/arm64/boot/Image arm64-64k-mutant=hugetlb-mutant.patch"
+    "x86_64 x86_64 - bzImage arch/x86/boot/bzImage x86_64-mutant=hugetlb-mutant.patch x86_64-narrow=hugetlb-narrow.patch"
+)
+# Minutes one cold build of the plain kernel takes on 2 cores (measured), for --plan.
+declare -A COLD_MIN=([ppc64be]=4 [arm64-64k]=5 [x86_64]=6)
+
 mkdir -p "$CACHE"
-# One run per arch at a time: two `make test` runs must not unpack into the same place.
-exec 9>"$CACHE/.lock-$ARCH"
-flock 9
+# One run per arch (or family of built kernels) at a time: two `make test` runs must not
+# unpack into the same place.
+# family_of MEMBER: the family's line (its NAME first) if MEMBER is a built kernel.
+family_of() {
+    local f m
+    for f in "${FAMILIES[@]}"; do
+        [ "${f%% *}" = "$1" ] && { echo "$f"; return 0; }
+        for m in $f; do
+            case $m in "$1"=*) echo "$f"; return 0 ;; esac
+        done
+    done
+    return 1
+}
+LOCKNAME=$ARCH
+FAMILY=$(family_of "$ARCH") && LOCKNAME=${FAMILY%% *}
+if [ "$ARCH" != --plan ]; then
+    exec 9>"$CACHE/.lock-$LOCKNAME"
+    flock 9
+fi
 
 # Remove every entry of a cache directory (whose name starts with PREFIX, if given) but the one
 # just made current (superseded kernel versions, object trees and sources of older
@@ -117,82 +156,163 @@ debian_kernel() {
     echo "$img"
 }
 
-# ---- kernels built here: big-endian ppc64, arm64 with 64K pages ----
+# ---- kernels built here: big-endian ppc64, arm64 with 64K pages, x86_64; their mutants ----
 
-# built_kernel NAME KARCH CROSS_COMPILE TARGET IMAGE: build `make TARGET` for ARCH=KARCH from
-# Debian's linux-source, with boot/NAME.config over allnoconfig, and cache the file IMAGE (a
-# path in the object tree) as kernels/NAME/<key>/<its basename>.
-built_kernel() {
-    local name=$1 karch=$2 cc=$3 target=$4 image=$5
-    local frag="$HERE/boot/$name.config" file=${image##*/} srcpkg ver tarball key hash
-    local src obj out
-    # Bump when the build recipe below changes in a way that changes the kernel.
-    local recipe="allnoconfig+KCONFIG_ALLCONFIG v1"
+# The source package (linux-source-6.1) and its version, or nothing if not installed.
+source_version() {
     srcpkg=$(dpkg-query -W -f='${Depends}' linux-source 2>/dev/null | grep -o 'linux-source-[0-9.]*' | head -n1) || true
     ver=$( [ -n "$srcpkg" ] && dpkg-query -W -f='${Version}' "$srcpkg" 2>/dev/null) || true
-    hash=$( { cat "$frag"; echo "$recipe"; } | sha256sum | cut -c1-12)
+}
+
+# member_hash NAME [PATCH]: the cache key's hash for one member of the family NAME: its config
+# and the recipe, and for a variant its patch.
+member_hash() {
+    local name=$1 patch=${2:-}
+    # Bump when the build recipe below changes in a way that changes the kernel.
+    local recipe="allnoconfig+KCONFIG_ALLCONFIG v1"
+    { cat "$HERE/boot/$name.config"; echo "$recipe"; [ -z "$patch" ] || cat "$HERE/boot/$patch"; } |
+        sha256sum | cut -c1-12
+}
+
+# built_kernel WANT NAME KARCH CROSS_COMPILE TARGET IMAGE [VARIANT=PATCH...]: make sure every
+# member of the family NAME is cached (building `make TARGET` for ARCH=KARCH from Debian's
+# linux-source with boot/NAME.config over allnoconfig, and each VARIANT with boot/PATCH
+# applied), then print the path of member WANT's image. IMAGE is a path in the object tree,
+# cached as kernels/<member>/<key>/<its basename>. CROSS_COMPILE "-" is the host gcc.
+built_kernel() {
+    local want=$1 name=$2 karch=$3 cc=$4 target=$5 image=$6
+    shift 6
+    local frag="$HERE/boot/$name.config" file=${image##*/} srcpkg ver tarball
+    local src obj out m member patch
+    [ "$cc" = - ] && cc=""
+    # The members: the plain kernel (no patch) and each variant.
+    local -a members=("$name=") todo=()
+    members+=("$@")
+    source_version
     if [ -z "$ver" ]; then
-        out=$({ ls -1d "$CACHE/kernels/$name"/*-"$hash/$file" 2>/dev/null || true; } | sort -V | tail -n1)
+        patch=""
+        for m in "${members[@]}"; do if [ "${m%%=*}" = "$want" ]; then patch=${m#*=}; fi; done
+        out=$({ ls -1d "$CACHE/kernels/$want"/*-"$(member_hash "$name" "$patch")/$file" 2>/dev/null || true; } | sort -V | tail -n1)
         [ -n "$out" ] && { log "linux-source not installed; using the cached $out"; echo "$out"; return 0; }
-        skip "linux-source is not installed (make boot-deps) and no $name kernel is cached"
+        skip "linux-source is not installed (make boot-deps) and no $want kernel is cached"
     fi
-    key="$ver-$hash"
-    out="$CACHE/kernels/$name/$key"
-    if [ -e "$out/$file" ]; then
-        log "$srcpkg $ver, config $hash (cached)"
-        echo "$out/$file"; return 0
+    for m in "${members[@]}"; do
+        member=${m%%=*} patch=${m#*=}
+        out="$CACHE/kernels/$member/$ver-$(member_hash "$name" "$patch")"
+        if [ -e "$out/$file" ]; then
+            if [ "$member" = "$want" ]; then log "$srcpkg $ver, $member ${patch:+($patch) }(cached)"; fi
+        else
+            todo+=("$m")
+        fi
+    done
+    if [ ${#todo[@]} -gt 0 ]; then
+        command -v "${cc}gcc" >/dev/null || skip "${cc}gcc is missing (make boot-deps)"
+        command -v patch >/dev/null || skip "patch is missing (make boot-deps)"
+        tarball=/usr/src/$srcpkg.tar.xz
+        [ -r "$tarball" ] || skip "$tarball is missing"
+        log "building ${todo[*]%%=*} in one object tree"
+        # The unpacked source is shared by every kernel built here (and removed after a build).
+        exec 7>"$CACHE/.lock-src"
+        flock 7
+        src="$CACHE/src/$srcpkg-$ver"
+        # A run killed with a patch applied leaves .patched: that source is not pristine.
+        if [ ! -e "$src/.done" ] || [ -e "$src/.patched" ]; then
+            log "unpacking $tarball"
+            # A fresh source keeps the tarball's old mtimes: an object tree kept from a
+            # variant would look up to date with its patched objects. Start those afresh.
+            rm -rf "$src" "$src.tmp" "$CACHE/build/"*-"$ver"
+            mkdir -p "$src.tmp"
+            tar -xf "$tarball" -C "$src.tmp" --strip-components=1
+            mv "$src.tmp" "$src"
+            touch "$src/.done"
+        fi
+        # Keyed by the source version only: a changed config rebuilds incrementally.
+        obj="$CACHE/build/$name-$ver"
+        mkdir -p "$obj"
+        local mk=(make -s -C "$src" O="$obj" ARCH="$karch" CROSS_COMPILE="$cc")
+        log "configuring (allnoconfig + boot/$name.config)"
+        "${mk[@]}" KCONFIG_ALLCONFIG="$frag" allnoconfig >&2
+        # Every symbol the fragment asks for must have survived Kconfig's dependencies.
+        local missing="" line
+        while IFS= read -r line; do
+            case $line in CONFIG_*=*) grep -qx "$line" "$obj/.config" || missing+=" $line";; esac
+        done <"$frag"
+        [ -z "$missing" ] || { log "config lost:$missing"; exit 1; }
+        for m in "${todo[@]}"; do
+            member=${m%%=*} patch=${m#*=}
+            if [ -n "$patch" ]; then
+                log "$member: applying boot/$patch"
+                echo "$patch" >"$src/.patched"
+                patch -s -p1 -d "$src" <"$HERE/boot/$patch" >&2 || { log "boot/$patch does not apply to $srcpkg $ver"; exit 1; }
+            fi
+            log "$member: building $target ($(nproc) jobs, niced)"
+            local t0=$SECONDS
+            nice -n 10 "${mk[@]}" -j"$(nproc)" "$target" >&2
+            log "$member: built in $((SECONDS - t0))s"
+            if [ -n "$patch" ]; then
+                patch -s -R -p1 -d "$src" <"$HERE/boot/$patch" >&2 || { log "boot/$patch does not reverse"; exit 1; }
+                rm -f "$src/.patched"
+            fi
+            out="$CACHE/kernels/$member/$ver-$(member_hash "$name" "$patch")"
+            mkdir -p "$out"
+            cp "$obj/$image" "$out/$file.tmp"
+            cp "$obj/.config" "$out/config"
+            [ -z "$patch" ] || cp "$HERE/boot/$patch" "$out/"
+            mv "$out/$file.tmp" "$out/$file"
+            prune "$CACHE/kernels/$member" "$out"
+        done
+        if [ -n "${HUGERACE_KEEP_KERNEL_TREE:-}" ]; then
+            prune "$CACHE/build" "$obj" "$name-"
+            prune "$CACHE/src" "$src"
+        else
+            # 1.6G of source and objects: unpacked again (~15s) the next time a build is needed.
+            rm -rf "$CACHE/build" "$CACHE/src"
+        fi
     fi
-    command -v "${cc}gcc" >/dev/null || skip "${cc}gcc is missing (make boot-deps)"
-    tarball=/usr/src/$srcpkg.tar.xz
-    [ -r "$tarball" ] || skip "$tarball is missing"
-    # The unpacked source is shared by every kernel built here (and removed after a build).
-    exec 7>"$CACHE/.lock-src"
-    flock 7
-    src="$CACHE/src/$srcpkg-$ver"
-    if [ ! -e "$src/.done" ]; then
-        log "unpacking $tarball"
-        rm -rf "$src" "$src.tmp"
-        mkdir -p "$src.tmp"
-        tar -xf "$tarball" -C "$src.tmp" --strip-components=1
-        mv "$src.tmp" "$src"
-        touch "$src/.done"
-    fi
-    # Keyed by the source version only: a changed config rebuilds incrementally.
-    obj="$CACHE/build/$name-$ver"
-    mkdir -p "$obj"
-    local mk=(make -s -C "$src" O="$obj" ARCH="$karch" CROSS_COMPILE="$cc")
-    log "configuring (allnoconfig + boot/$name.config)"
-    "${mk[@]}" KCONFIG_ALLCONFIG="$frag" allnoconfig >&2
-    # Every symbol the fragment asks for must have survived Kconfig's dependencies.
-    local missing=""
-    while IFS= read -r line; do
-        case $line in CONFIG_*=*) grep -qx "$line" "$obj/.config" || missing+=" $line";; esac
-    done <"$frag"
-    [ -z "$missing" ] || { log "config lost:$missing"; exit 1; }
-    log "building $target ($(nproc) jobs, niced)"
-    local t0=$SECONDS
-    nice -n 10 "${mk[@]}" -j"$(nproc)" "$target" >&2
-    log "built in $((SECONDS - t0))s"
-    mkdir -p "$out"
-    cp "$obj/$image" "$out/$file.tmp"
-    cp "$obj/.config" "$out/config"
-    mv "$out/$file.tmp" "$out/$file"
-    prune "$CACHE/kernels/$name" "$out"
-    if [ -n "${HUGERACE_KEEP_KERNEL_TREE:-}" ]; then
-        prune "$CACHE/build" "$obj" "$name-"
-        prune "$CACHE/src" "$src"
-    else
-        # 1.6G of source and objects: unpacked again (~15s) the next time a build is needed.
-        rm -rf "$CACHE/build" "$CACHE/src"
-    fi
-    echo "$out/$file"
+    for m in "${members[@]}"; do
+        member=${m%%=*} patch=${m#*=}
+        if [ "$member" = "$want" ]; then echo "$CACHE/kernels/$member/$ver-$(member_hash "$name" "$patch")/$file"; fi
+    done
+    return 0
+}
+
+# --plan: the built kernels a boot run would have to build first, and about how long.
+plan() {
+    local f name m member patch file srcpkg ver total=0 n
+    source_version
+    [ -n "$ver" ] || { echo "kernels: linux-source is not installed: the built kernels are SKIPs unless cached"; return 0; }
+    for f in "${FAMILIES[@]}"; do
+        set -- $f
+        name=$1 file=${5##*/}
+        shift 5
+        local -a miss=()
+        for m in "$name=" "$@"; do
+            member=${m%%=*} patch=${m#*=}
+            [ -e "$CACHE/kernels/$member/$ver-$(member_hash "$name" "$patch")/$file" ] || miss+=("$member")
+        done
+        [ ${#miss[@]} -gt 0 ] || continue
+        # A cold tree costs the full build, each further member well under a minute; a kept
+        # tree (HUGERACE_KEEP_KERNEL_TREE) rebuilds only what changed.
+        if [ -d "$CACHE/build/$name-$ver" ]; then
+            n=${#miss[@]}
+        else
+            n=$(( ${COLD_MIN[$name]} + ${#miss[@]} - 1 ))
+        fi
+        total=$((total + n))
+        echo "kernels: will build ${miss[*]} from $srcpkg $ver (one object tree, about $n min on 2 cores)"
+    done
+    [ "$total" -eq 0 ] && echo "kernels: every built kernel is cached" ||
+        echo "kernels: about $total min of kernel builds before those boots"
+    return 0
 }
 
 case $ARCH in
     amd64) debian_kernel amd64 linux-image-amd64 ;;
     arm64) debian_kernel arm64 linux-image-arm64 ;;
     ppc64el) debian_kernel ppc64el linux-image-powerpc64le ;;
-    ppc64be) built_kernel ppc64be powerpc powerpc64-linux-gnu- vmlinux vmlinux ;;
-    arm64-64k) built_kernel arm64-64k arm64 aarch64-linux-gnu- Image arch/arm64/boot/Image ;;
-    *) echo "unknown arch $ARCH" >&2; exit 1 ;;
+    --plan) plan ;;
+    *)
+        [ -n "$FAMILY" ] || { echo "unknown arch $ARCH" >&2; exit 1; }
+        # shellcheck disable=SC2086
+        built_kernel "$ARCH" $FAMILY ;;
 esac

@@ -21,11 +21,12 @@ mkdir -p target
 PKGS=(
     # tests/cross.rs: qemu-user and GNU ld for big-endian ppc64 (rust-lld links the rest)
     qemu-user-static:qemu-x86_64-static binutils-powerpc64-linux-gnu:powerpc64-linux-gnu-ld
-    # scripts/boot.sh: the guests; scripts/kernels.sh: the two kernels built here
+    # scripts/boot.sh: the guests; scripts/kernels.sh: the kernels built here (ppc64be,
+    # arm64-64k, x86_64 and their mutants, which `patch` applies)
     qemu-system-x86:qemu-system-x86_64 qemu-system-arm:qemu-system-aarch64 qemu-system-ppc:qemu-system-ppc64
     gcc-powerpc64-linux-gnu:powerpc64-linux-gnu-gcc gcc-aarch64-linux-gnu:aarch64-linux-gnu-gcc
     binutils-aarch64-linux-gnu:aarch64-linux-gnu-ld linux-source:-
-    bc:bc flex:flex bison:bison libelf-dev:- libssl-dev:- xz-utils:xz
+    bc:bc flex:flex bison:bison libelf-dev:- libssl-dev:- xz-utils:xz patch:patch make:make
     # the tests' helpers and tools
     gcc:cc libc6-dev:- binutils:readelf python3:python3 strace:strace groff-base:groff
     procps:pgrep util-linux:setpriv mount:mount gzip:gzip

@@ -1,10 +1,14 @@
 //! The initramfs writer (scripts/mkinitramfs.py), checked without booting anything: the
 //! archive it writes must be a gzip newc cpio that the kernel unpacks into exactly what
 //! hugerace as /init expects. The boots themselves are `make boot-test` (scripts/boot.sh),
-//! which needs QEMU and the kernels.
+//! which needs QEMU and the kernels. Also `make detect`'s pieces that run on the host: the
+//! image with extra files, and forkspin (examples/forkspin.rs), whose SIGBUS detection must
+//! fire on its negative control.
 
 use std::path::PathBuf;
 use std::process::Command;
+
+mod common;
 
 struct Entry {
     name: String,
@@ -100,4 +104,74 @@ fn initramfs_holds_init_and_console() {
         .unwrap();
     assert!(!st.success(), "a non-ELF /init is refused");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn initramfs_with_extra_files() {
+    let dir = std::env::temp_dir().join(format!("hugerace-initramfs-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (init, a, b) = (dir.join("init-elf"), dir.join("a-elf"), dir.join("b-elf"));
+    std::fs::write(&init, b"\x7fELFinit").unwrap();
+    std::fs::write(&a, b"\x7fELFa").unwrap();
+    std::fs::write(&b, b"#!/bin/sh\n").unwrap();
+    let mk = |extra: &[String]| {
+        Command::new("python3")
+            .arg(root().join("scripts/mkinitramfs.py"))
+            .arg(&init)
+            .arg(dir.join("x.cpio.gz"))
+            .args(extra)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(mk(&[format!("hugerace={}", a.display())]).success());
+    let raw = Command::new("gzip").arg("-dc").arg(dir.join("x.cpio.gz")).output().unwrap();
+    let entries = parse_newc(&raw.stdout);
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["dev", "dev/console", "proc", "sys", "init", "hugerace"]);
+    let h = entries.iter().find(|e| e.name == "hugerace").unwrap();
+    assert_eq!((h.mode, h.data.as_slice()), (0o100755, &b"\x7fELFa"[..]));
+    // Refused: a non-ELF extra, a name that is not a new top-level name, no `=`.
+    assert!(!mk(&[format!("forkspin={}", b.display())]).success());
+    assert!(!mk(&[format!("init={}", a.display())]).success());
+    assert!(!mk(&[format!("bin/x={}", a.display())]).success());
+    assert!(!mk(&[a.display().to_string()]).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// examples/forkspin for the host, built if `make test` has not built it yet.
+fn forkspin() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .current_dir(root())
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--example", "forkspin"])
+        .status()
+        .expect("cargo");
+    assert!(st.success(), "building examples/forkspin failed");
+    root().join("target/x86_64-unknown-linux-gnu/release/examples/forkspin")
+}
+
+/// `make detect`'s yardstick on the host kernel: its negative control (every page filled, the
+/// contested one MAP_NORESERVE) fails every race with SIGBUS, in both modes; the real race
+/// runs to the end without breaking; the pool is put back.
+#[test]
+fn forkspin_detects_sigbus() {
+    if !common::need_root_hugetlb() {
+        return;
+    }
+    let bin = forkspin();
+    let guard = common::pool_guard();
+    for mode in ["shared", "private"] {
+        let o = Command::new(&bin).args([mode, "5", "2M", "noreserve"]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("forkspin: mode={mode} size=2M races=5 failed=5 broken=0\n"));
+        assert!(o.status.success());
+        guard.assert_restored();
+        let o = Command::new(&bin).args([mode, "20", "2M"]).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.starts_with(&format!("forkspin: mode={mode} size=2M races=20 failed=")) && out.ends_with(" broken=0\n"), "{out}");
+        assert!(o.status.success());
+        guard.assert_restored();
+    }
+    let o = Command::new(&bin).args(["both", "1"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "a bad mode is a usage error");
 }

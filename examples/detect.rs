@@ -1,0 +1,131 @@
+//! detect: /init of `make detect`'s test image, which holds it, `/hugerace` and `/forkspin`.
+//!
+//! Kernel command line, after `--`: `BLOCKS RACES SIZE KEEPGOING`. For each of BLOCKS
+//! blocks, for each mode (shared, then private): hugerace races RACES times
+//! (`/hugerace -f json -s SIZE -i RACES --keep-going MODE`, one JSON line; with KEEPGOING 0,
+//! for a hugerace without --keep-going, RACES runs of `-i 1` instead), then forkspin races
+//! RACES times (`/forkspin MODE RACES SIZE`, one `forkspin:` line). Interleaving the two in
+//! blocks gives both the same machine state over the boot. Then `detect: done`, sync, power
+//! off. scripts/boot.sh --detect reads the lines off the console and sums them.
+#![no_std]
+#![no_main]
+
+use core::ffi::CStr;
+use hugerace::out::Line;
+use hugerace::parse;
+use hugerace::sys::{self, k, Errno, Forked, PathBuf};
+
+hugerace::entry!(start);
+hugerace::mem_functions!();
+
+fn say(l: &mut Line) {
+    l.c(b'\n').emit(1);
+    l.clear();
+}
+
+/// The console on fds 0-2, then /proc and /sys, as hugerace's PID-1 mode does.
+fn prepare() {
+    if let Ok(fd) = sys::open(c"/dev/console", k::O_RDWR) {
+        for t in 0..3 {
+            if fd.raw() != t {
+                let _ = sys::dup3(fd.raw(), t);
+            }
+        }
+        if fd.raw() < 3 {
+            core::mem::forget(fd);
+        }
+    }
+    for (dir, fs) in [(c"/proc", c"proc"), (c"/sys", c"sysfs")] {
+        let _ = sys::mkdir(dir, 0o755);
+        if let Err(e) = sys::mount(fs, dir, fs, 0, c"") {
+            let mut l = Line::new();
+            l.s("detect: mount ").b(fs.to_bytes()).s(": ").errno(e);
+            say(&mut l);
+        }
+    }
+}
+
+/// Run one program to its end; PID 1 also reaps every orphan on the way.
+fn run(argv: &[&CStr]) {
+    let mut l = Line::new();
+    let pid = match sys::fork() {
+        Ok(Forked::Child) => {
+            let e = sys::execve(argv);
+            l.s("detect: exec ").b(argv[0].to_bytes()).s(": ").errno(e);
+            say(&mut l);
+            sys::exit_group(127)
+        }
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => {
+            l.s("detect: fork: ").errno(e);
+            return say(&mut l);
+        }
+    };
+    loop {
+        match sys::wait4(-1, 0) {
+            Ok(w) if w.pid != pid => continue,
+            Ok(w) => {
+                if let Some(sig) = w.signal() {
+                    l.s("detect: ").b(argv[0].to_bytes()).s(" killed by signal ").u(sig as u64);
+                    say(&mut l);
+                }
+                return;
+            }
+            Err(e) => {
+                l.s("detect: wait4: ").errno(e);
+                return say(&mut l);
+            }
+        }
+    }
+}
+
+fn word(b: &[u8]) -> PathBuf {
+    PathBuf::from(&[b]).unwrap_or_default()
+}
+
+extern "C" fn start(sp: *const usize) -> ! {
+    // SAFETY: `_start` (arch `entry!`) passes the kernel's initial stack pointer.
+    let args = unsafe { sys::start::init(sp) };
+    prepare();
+    let num = |i: usize, d: u64| args.get(i).and_then(parse::u64_dec).unwrap_or(d);
+    let (blocks, races) = (num(1, 4), num(2, 50));
+    let size = word(args.get(3).unwrap_or(b"2M"));
+    let keep_going = num(4, 1) != 0;
+    let mut l = Line::new();
+    l.s("detect: ").u(blocks).s(" blocks of ").u(races).s(" races per mode, size ").b(size.bytes());
+    say(&mut l);
+    let n = word(l.u(races).as_bytes());
+    l.clear();
+    for _ in 0..blocks {
+        for mode in [c"shared", c"private"] {
+            if keep_going {
+                run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", mode]);
+            } else {
+                for _ in 0..races {
+                    run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", c"1", mode]);
+                }
+            }
+            run(&[c"/forkspin", mode, n.cstr(), size.cstr()]);
+        }
+    }
+    l.s("detect: done");
+    say(&mut l);
+    sys::sync();
+    let e = sys::power_off();
+    l.s("detect: reboot(POWER_OFF): ").errno(e);
+    say(&mut l);
+    let _ = sys::halt();
+    loop {
+        sys::sleep_ns(1_000_000_000);
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    let _ = sys::write_all(1, b"detect: panic\n");
+    let _: Errno = sys::power_off();
+    loop {}
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
