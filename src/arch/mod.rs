@@ -69,6 +69,13 @@ pub fn set_restorer(sa: &mut linux_raw_sys::general::kernel_sigaction) {
     let _ = sa;
 }
 
+/// The address to give the kernel for a signal handler: the handler itself, but on x86 a
+/// realigning entry of the arch file's.
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+pub fn signal_entry_for(handler: usize) -> usize {
+    handler
+}
+
 /// fork through the old clone, for kernels before 5.3 that lack clone3: only the flags
 /// matter, and s390x takes the stack before them.
 ///

@@ -143,6 +143,30 @@ pub unsafe fn clone(
     r
 }
 
+/// The handler a signal enters through `signal_entry` (set by `signal_entry_for`).
+static SIGNAL_TARGET: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Signal handler entry: realign the stack to 16 bytes (as the i386 ABI has it since gcc's
+/// SSE code), copy the three arguments and call the handler. qemu-user can start a handler
+/// with esp unaligned, and SSE spills in it then fault; the kernel itself aligns.
+#[unsafe(naked)]
+unsafe extern "C" fn signal_entry() {
+    naked_asm!(
+        "push ebp", "mov ebp, esp", "and esp, -16", "sub esp, 4",
+        "push dword ptr [ebp + 16]", "push dword ptr [ebp + 12]", "push dword ptr [ebp + 8]",
+        "call dword ptr [{t}]",
+        "mov esp, ebp", "pop ebp", "ret",
+        t = sym SIGNAL_TARGET,
+    )
+}
+
+/// The address to give the kernel for `handler`: our realigning entry (one handler at a
+/// time goes through it).
+pub fn signal_entry_for(handler: usize) -> usize {
+    SIGNAL_TARGET.store(handler, core::sync::atomic::Ordering::Release);
+    signal_entry as *const () as usize
+}
+
 /// sa_restorer: returning from a handler lands here, with the signal frame at esp.
 #[unsafe(naked)]
 pub unsafe extern "C" fn restore_rt() {

@@ -229,7 +229,7 @@ pub fn on_faults<T: Sync>(ctx: &T, hook: fn(&T, Fault)) -> Result<()> {
     FAULT_HOOK.store(hook as *const () as usize, Ordering::Release);
     FAULT_SHIM.store(shim::<T> as *const () as usize, Ordering::Release);
     for sig in [k::SIGBUS, k::SIGSEGV] {
-        set_handler(sig, on_fault as *const () as usize, k::SA_SIGINFO | k::SA_NODEFER)?;
+        set_handler(sig, crate::arch::signal_entry_for(on_fault as *const () as usize), k::SA_SIGINFO | k::SA_NODEFER)?;
     }
     Ok(())
 }
