@@ -307,18 +307,19 @@ fn a_terminating_signal_sent_to_a_racer_changes_nothing() {
     let g = pool_guard();
     g.set_nr(2048, 0);
     let expected = PoolState::read();
-    // A racer process blocks them all: the signal stays pending there and the run goes on
-    // to its end (the supervisor alone acts on signals, and the racer goes with the run).
-    for sig in ["SIGTERM", "SIGUSR1", "SIGPIPE", "40"] {
-        let mut r = spawn(&[], &["shared", "-I", "2"]);
+    // A racer process (shared mode), and the process that holds the racer threads (private
+    // mode), block them all: the signal stays pending there and the run goes on to its end
+    // (the supervisor alone acts on signals, and its children go with the run).
+    for (mode, n, sig) in [("shared", 2, "SIGTERM"), ("shared", 2, "SIGUSR1"), ("shared", 2, "SIGPIPE"), ("shared", 2, "40"), ("private", 1, "SIGTERM"), ("private", 1, "SIGALRM"), ("private", 1, "50")] {
+        let mut r = spawn(&[], &[mode, "-I", "2"]);
         assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
         let kids = children(r.pid());
-        assert_eq!(kids.len(), 2, "{kids:?}");
+        assert_eq!(kids.len(), n, "{mode}: {kids:?}");
         kill_by_name(kids[0], sig);
         let (code, _, out) = r.finish(20);
-        let what = format!("{sig} to racer process {}", kids[0]);
+        let what = format!("{sig} to {mode} racer process {}", kids[0]);
         assert_eq!(code, Some(0), "{what}: {out}");
-        assert!(out.contains("TPASS: shared 2M"), "{what}: {out}");
+        assert!(out.contains(&format!("TPASS: {mode} 2M")), "{what}: {out}");
         assert_gone(&kids, &what);
         assert_clean(&expected, &what);
     }
