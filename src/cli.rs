@@ -47,8 +47,9 @@ pub struct Config {
     pub rt: bool,
     /// `--keep-going`: after a failed race, count it, re-create the state and race on.
     pub keep_going: bool,
-    /// `--offset`: racers after the first start this many ns later (0: all at once).
-    pub offset_ns: u64,
+    /// `--offset`: racers after the first start this many ns later in every race; None:
+    /// the offset is swept (the alloc race's default).
+    pub offset_ns: Option<u64>,
     pub noreserve: bool,
     pub leave_free: u64,
     pub no_pool_change: bool,
@@ -75,7 +76,7 @@ impl Default for Config {
             iteration_timeout_s: 120,
             rt: false,
             keep_going: false,
-            offset_ns: 0,
+            offset_ns: None,
             noreserve: false,
             leave_free: 1,
             no_pool_change: false,
@@ -162,7 +163,7 @@ pub const OPTIONS: &[Opt] = &[
     Opt { key: Key::KeepGoing, short: 0, long: "keep-going", value: "", group: 1,
           help: "after a failed race, count it and race on" },
     Opt { key: Key::Offset, short: 0, long: "offset", value: "NS", group: 1,
-          help: "start racers 2.. this many ns after racer 1 [0]" },
+          help: "racers 2.. start NS after racer 1 [swept]" },
     Opt { key: Key::NoReserve, short: 0, long: "noreserve", value: "", group: 2,
           help: "map the contested page MAP_NORESERVE" },
     Opt { key: Key::LeaveFree, short: 0, long: "leave-free", value: "N", group: 2,
@@ -246,7 +247,7 @@ pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result
         if cfg.format == Format::Hugetlbfs {
             return Err(Error { msg: "libhugetlbfs has no such test; its format is the alloc race's", arg: b"--race dontneed" });
         }
-        if cfg.racers != Racers::Count(2) || cfg.offset_ns != 0 {
+        if cfg.racers != Racers::Count(2) || cfg.offset_ns.is_some() {
             return Err(Error { msg: "the dontneed race takes 2 racers and aims its own offset", arg: b"--race dontneed" });
         }
         if cfg.leave_free != 1 {
@@ -370,7 +371,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
         Key::IterationTimeout => cfg.iteration_timeout_s = count(val, opt, 1 << 32, false)?,
         Key::Rt => cfg.rt = true,
         Key::KeepGoing => cfg.keep_going = true,
-        Key::Offset => cfg.offset_ns = count(val, opt, MAX_OFFSET_NS, true)?,
+        Key::Offset => cfg.offset_ns = Some(count(val, opt, MAX_OFFSET_NS, true)?),
         Key::NoReserve => cfg.noreserve = true,
         Key::LeaveFree => cfg.leave_free = count(val, opt, MAX_COUNT, true)?,
         Key::NoPoolChange => cfg.no_pool_change = true,
@@ -431,7 +432,8 @@ mod tests {
         assert!(!c.shared && c.private);
         let c = run(&["--keep-going", "--offset", "2500"]).unwrap();
         assert!(c.keep_going);
-        assert_eq!(c.offset_ns, 2500);
+        assert_eq!(c.offset_ns, Some(2500));
+        assert_eq!(run(&[]).unwrap().offset_ns, None);
         assert_eq!(run(&["--iteration-timeout", "5"]).unwrap().iteration_timeout_s, 5);
         assert!(run(&["--iteration-timeout=0"]).is_err());
     }

@@ -99,6 +99,9 @@ pub struct Figures {
     /// The dontneed race: the madvise's duration (skew then holds when the writer's store
     /// began after the madvise's start).
     pub madvise_p50: u64,
+    /// The alloc race's swept start offsets: (ns, races, failed) each; empty if not swept.
+    pub offsets: [(u64, u64, u64); 12],
+    pub swept: bool,
 }
 
 impl Figures {
@@ -246,6 +249,15 @@ impl Reporter {
                      the write's fault p50 {}ns, overlap {.2}% ({} missed and rerun), {.1} races/s",
                     &[f.madvise_p50, f.skew.p50, f.skew.p90, f.skew.max, f.fault_p50, f.overlap_x100(), f.missed, f.rate_x10()],
                 );
+            });
+        }
+        if f.swept && f.failed > 0 {
+            // Where the kernel's window lies: which of racer 2's start offsets failed races.
+            self.info(&|l| {
+                l.b(what.as_bytes()).s(": failed races by racer 2's start offset:");
+                for &(ns, races, failed) in f.offsets.iter().filter(|o| o.1 > 0) {
+                    l.f(" {}ns {}/{}", &[ns, failed, races]);
+                }
             });
         }
         self.info(&|l| {
@@ -410,6 +422,24 @@ fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Rec
             );
         if r.mode == Mode::Dontneed {
             l.f(",\"madvise_ns_p50\":{}", &[f.madvise_p50]);
+        }
+        if f.swept {
+            // Its own piece: a long message and these arrays could overflow one line.
+            l.emit(STDOUT);
+            l.clear();
+            l.s(",\"offsets\":{\"ns\":[");
+            for (i, o) in f.offsets.iter().enumerate() {
+                l.s(if i > 0 { "," } else { "" }).u(o.0);
+            }
+            l.s("],\"races\":[");
+            for (i, o) in f.offsets.iter().enumerate() {
+                l.s(if i > 0 { "," } else { "" }).u(o.1);
+            }
+            l.s("],\"failed\":[");
+            for (i, o) in f.offsets.iter().enumerate() {
+                l.s(if i > 0 { "," } else { "" }).u(o.2);
+            }
+            l.s("]}");
         }
     }
     l.c(b'}');

@@ -3,6 +3,7 @@
 //! the contested page, start the racers, race, and put everything back.
 
 use crate::cli::{self, Action, Config, Format, PageSel};
+use core::sync::atomic::Ordering::Relaxed;
 use crate::cpus::{self, Allowed};
 use crate::hugefile::HugeFile;
 use crate::out::{Line, STDERR, STDOUT};
@@ -555,6 +556,10 @@ fn figures(rec: &mut Record, crew: &Crew, failed: u64, t0: u64, origin: Clock) {
     f.skew = Summary::of(t.skew, num, den);
     f.fault_p50 = crate::stats::scale(t.fault.percentile(50), num, den);
     f.madvise_p50 = crate::stats::scale(t.madvise.percentile(50), num, den);
+    f.swept = t.swept;
+    for (i, o) in f.offsets.iter_mut().enumerate() {
+        *o = (t.offsets[i], t.offset_races[i].load(Relaxed) as u64, t.offset_failed[i].load(Relaxed) as u64);
+    }
 }
 
 /// The result line of a mode whose races all ran: TPASS, or TFAIL with the first failure.

@@ -56,9 +56,10 @@ impl<'a> Crew<'a> {
     /// What `n` racers of one mode on one page size share. The racers and the fault
     /// handler hold its address for as long as they run, so it must not move: the caller
     /// owns it and `Race` only borrows it.
-    pub fn new(mode: Mode, size: u64, page: &'a Mapping, renew: Renew<'a>, n: usize, rt: bool, offset_ns: u64, why: &mut Line) -> Step<Crew<'a>> {
+    /// `offset_ns`: racers 2.. start this long after racer 1 in every race; None: swept.
+    pub fn new(mode: Mode, size: u64, page: &'a Mapping, renew: Renew<'a>, n: usize, rt: bool, offset_ns: Option<u64>, why: &mut Line) -> Step<Crew<'a>> {
         let ctl: Shared<Control, Slot> = Shared::new(n + 1).map_err(|e| Stop::sys(why, "mmap control page", e))?;
-        ctl.head().offset_ns.store(offset_ns, Relaxed);
+        ctl.head().offset_ns.store(offset_ns.unwrap_or(u64::MAX), Relaxed);
         ctl.head().expect_free.store(UNCHECKED, Relaxed);
         Ok(Crew { ctl, n, page, renew, size, rt, parent: sys::getpid(), mode })
     }
@@ -88,6 +89,10 @@ impl<'a> Crew<'a> {
             skew: &ctl.skew,
             fault: &ctl.fault,
             madvise: &ctl.madvise,
+            offsets: &OFFSETS_NS,
+            offset_races: &ctl.bin_races,
+            offset_failed: &ctl.bin_failed,
+            swept: ctl.offset_ns.load(Relaxed) == u64::MAX && self.mode != Mode::Dontneed,
         }
     }
 
@@ -98,6 +103,33 @@ impl<'a> Crew<'a> {
                 l.c(b',');
             }
             l.u(self.slot(i).cpu.load(Relaxed) as u64);
+        }
+    }
+
+    /// Measure the counter's rate against CLOCK_MONOTONIC over at least 2 ms from `t0` (once
+    /// per crew), and aim the first race: offsets are given in ns, raced in ticks.
+    fn calibrate(&self, t0: (u64, u64)) {
+        let ctl = self.ctl();
+        if ctl.tick_den.load(Relaxed) != 0 {
+            // A restart (--keep-going): the race that failed chose the next offset already.
+            return;
+        }
+        {
+            let spent = sys::monotonic_ns().saturating_sub(t0.0);
+            if spent < 2_000_000 {
+                sys::sleep_ns(2_000_000 - spent);
+            }
+            let (ns, ticks) = (sys::monotonic_ns().saturating_sub(t0.0), sys::cycles().wrapping_sub(t0.1));
+            // Kept below 2^32 so that an offset times the ratio cannot overflow.
+            let shift = (64 - ns.max(ticks).leading_zeros()).saturating_sub(32);
+            ctl.tick_num.store((ticks >> shift).max(1), Relaxed);
+            ctl.tick_den.store((ns >> shift).max(1), Relaxed);
+        }
+        if self.mode != Mode::Dontneed {
+            ctl.bin.store(0, Relaxed);
+            let fixed = ctl.offset_ns.load(Relaxed);
+            let ns = if fixed == u64::MAX { 0 } else { fixed };
+            ctl.aim.store(ns.saturating_mul(ctl.tick_num.load(Relaxed)) / ctl.tick_den.load(Relaxed), Relaxed);
         }
     }
 
@@ -170,6 +202,11 @@ pub struct Tally<'a> {
     pub fault: &'a Hist,
     /// The dontneed race: the madvise calls' durations.
     pub madvise: &'a Hist,
+    /// The alloc race's offset sweep: each offset (ns), the races run with it and failed.
+    pub offsets: &'a [u64; OFFSETS],
+    pub offset_races: &'a [core::sync::atomic::AtomicU32; OFFSETS],
+    pub offset_failed: &'a [core::sync::atomic::AtomicU32; OFFSETS],
+    pub swept: bool,
 }
 
 /// The racers of one mode on one size, alive from `start` to drop.
@@ -190,6 +227,7 @@ impl<'a> Race<'a> {
     pub fn start(crew: &'a Crew<'a>, choose: impl FnOnce(&mut dyn FnMut(u32, u32)), why: &mut Line) -> Step<Race<'a>> {
         let n = crew.n;
         crew.clear_start();
+        let clock0 = (sys::monotonic_ns(), sys::cycles());
         choose(&mut |i, cpu| crew.slot(i as usize).cpu.store(cpu, Relaxed));
         // One stack per racer, and one for private mode's racer process.
         let stacks = Stacks::new(n + 1, STACK).map_err(|e| Stop::sys(why, "mmap racer stacks", e))?;
@@ -214,6 +252,7 @@ impl<'a> Race<'a> {
             return Err(Stop::brok(why));
         }
         race.wait_started(why)?;
+        crew.calibrate(clock0);
         Ok(race)
     }
 

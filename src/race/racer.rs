@@ -81,15 +81,23 @@ impl Crew<'_> {
         if dead {
             // A failed race counts, whatever the stamps of the survivors say.
             ctl.iterations.fetch_add(1, Release);
+            if self.mode != Mode::Dontneed {
+                self.next_offset(true);
+            }
             return self.end(FAULTED);
         }
         let overlapped = if self.mode == Mode::Dontneed {
             self.judge_dontneed()
         } else {
-            ctl.skew.add(j.skew());
-            self.tune_delay(g);
+            // The start skew is the rendezvous's: measured on races that start level.
+            if ctl.aim.load(Relaxed) == 0 {
+                ctl.skew.add(j.skew());
+                self.tune_delay(g);
+            }
             ctl.fault.add(j.fault);
-            j.overlapped()
+            let ok = j.overlapped();
+            self.next_offset(false);
+            ok
         };
         let done = if overlapped {
             ctl.missed_row.store(0, Relaxed);
@@ -118,6 +126,36 @@ impl Crew<'_> {
             return self.end(STATE_CHANGED);
         }
         self.release(g)
+    }
+
+    /// The alloc race: count the race under its offset (a miss too: an offset that misses
+    /// must not look promising), then pick the next race's: --offset's, or an entry of
+    /// OFFSETS_NS. Three races in four take the entry that has failed races most often so
+    /// far, (failed + 1) / (races + 2), so that an entry never raced looks promising and
+    /// gets its turn early; the fourth takes any entry, so that none is written off after a
+    /// few unlucky races. With no failure at all the least raced entry leads: an even sweep.
+    pub(super) fn next_offset(&self, failed: bool) {
+        let ctl = self.ctl();
+        let b = ctl.bin.load(Relaxed) as usize % OFFSETS;
+        ctl.bin_races[b].fetch_add(1, Relaxed);
+        if failed {
+            ctl.bin_failed[b].fetch_add(1, Relaxed);
+        }
+        let fixed = ctl.offset_ns.load(Relaxed);
+        let ns = if fixed != u64::MAX {
+            fixed
+        } else {
+            let r = (sys::cycles() >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+            let rate = |b: usize| (ctl.bin_failed[b].load(Relaxed) as u64 + 1) * 1024 / (ctl.bin_races[b].load(Relaxed) as u64 + 2);
+            // Ties go to the first from a random start, so that equals share the races.
+            let from = (r >> 8) as usize % OFFSETS;
+            let best = (0..OFFSETS).map(|k| (from + k) % OFFSETS).fold(from, |m, b| if rate(b) > rate(m) { b } else { m });
+            let b = if r & 3 == 0 { (r >> 16) as usize % OFFSETS } else { best };
+            ctl.bin.store(b as u32, Relaxed);
+            OFFSETS_NS[b]
+        };
+        let (num, den) = (ctl.tick_num.load(Relaxed), ctl.tick_den.load(Relaxed).max(1));
+        ctl.aim.store(ns.saturating_mul(num) / den, Relaxed);
     }
 
     /// The dontneed race's judge: the writer's store must have faulted (so the madvise had
@@ -158,9 +196,9 @@ impl Crew<'_> {
     /// Steer the last arriver's wait so that its write starts when its partners', who learn
     /// of its trigger one cache-line transfer later: add half the signed gap between their
     /// mean start and its own. Converges in a few iterations; bounded by START_DELAY_MAX.
-    /// Not under --offset, where the gap is wanted.
+    /// Only on races that start level (the offset sweep wants its gaps).
     fn tune_delay(&self, g: u32) {
-        if self.ctl().offset_ns.load(Relaxed) != 0 || self.mode == Mode::Dontneed {
+        if self.mode == Mode::Dontneed {
             return;
         }
         // The last arriver, then its partners' mean start relative to its own: differences
@@ -286,7 +324,6 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
     me.state.store(READY, Release);
     ctl.started.fetch_add(1, Release);
     sys::futex_wake(&ctl.started, i32::MAX as u32);
-    let offset = if i > 0 { ctl.offset_ns.load(Relaxed) } else { 0 };
     let dontneed = crew.mode == Mode::Dontneed;
 
     let mut g = 0u32;
@@ -314,7 +351,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
                 crew.finish(g);
                 continue;
             }
-            Ok(true) if offset == 0 => {
+            Ok(true) if ctl.aim.load(Relaxed) == 0 || dontneed => {
                 // Last to arrive: the others see our trigger only now; start with them.
                 me.last.store(g, Relaxed);
                 let (d, t) = (ctl.delay.load(Relaxed), sys::cycles());
@@ -322,9 +359,10 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             }
             _ => {}
         }
-        if offset != 0 {
-            let t = sys::monotonic_raw_ns();
-            while sys::monotonic_raw_ns().wrapping_sub(t) < offset {}
+        if i > 0 && !dontneed {
+            // Racers 2.. start this race's offset behind racer 1 (counter ticks).
+            let (aim, t) = (ctl.aim.load(Relaxed), sys::cycles());
+            while sys::cycles().wrapping_sub(t) < aim {}
         }
         let (t0, t1) = if dontneed { dontneed_step(crew, i, g > WARMUP, faults) } else { alloc_step(crew, i, g > WARMUP) };
         me.t0.store(t0, Relaxed);

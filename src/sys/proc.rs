@@ -367,12 +367,6 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(k::CLOCK_MONOTONIC)
 }
 
-/// The raw monotonic clock, which NTP does not slew: what a racer's start offset is
-/// measured on (and the only clock a racer reads while racing, which tests can target).
-pub fn monotonic_raw_ns() -> u64 {
-    clock_ns(k::CLOCK_MONOTONIC_RAW)
-}
-
 fn clock_ns(clock: u32) -> u64 {
     let mut ts = k::__kernel_timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is writable.
