@@ -105,16 +105,18 @@ test-steps: boot-test
 DETECT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu powerpc64-unknown-linux-gnu
 DETECT_BLOCKS ?= 4
 DETECT_RACES ?= 50
+DETECT_LOOPS ?= 750
 
 detect-initramfs:
 	@for t in $(DETECT_TARGETS); do \
-	  $(CARGO) build --release --target $$t --bin hugerace --example detect --example forkspin || exit 1; \
+	  $(CARGO) build --release --target $$t --bin hugerace --example detect --example forkspin --example madvrace || exit 1; \
 	  python3 scripts/mkinitramfs.py target/$$t/release/examples/detect target/$$t/detect.cpio.gz \
-	    hugerace=target/$$t/release/hugerace forkspin=target/$$t/release/examples/forkspin || exit 1; \
+	    hugerace=target/$$t/release/hugerace forkspin=target/$$t/release/examples/forkspin \
+	    madvrace=target/$$t/release/examples/madvrace || exit 1; \
 	done
 
 detect: detect-initramfs
-	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) scripts/boot.sh --detect
+	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) scripts/boot.sh --detect
 # ---- end boot ---------------------------------------------------------------------------------
 
 # ---- cross: every target we claim, built here, run under qemu-user (issue 4) ----------------

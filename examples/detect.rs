@@ -5,7 +5,9 @@
 //! (`/hugerace -f json -s SIZE -i RACES --keep-going MODE`, one JSON line; with KEEPGOING 0,
 //! for a hugerace without --keep-going, RACES runs of `-i 1` instead), then forkspin races
 //! RACES times (`/forkspin MODE RACES SIZE`, one `forkspin:` line). Interleaving the two in
-//! blocks gives both the same machine state over the boot. Then `detect: done`, sync, power
+//! blocks gives both the same machine state over the boot. With a fifth argument `dontneed`,
+//! each block races `--race dontneed` RACES times and then `/madvrace LOOPS` (the sixth
+//! argument), the kernel selftest's free-running way. Then `detect: done`, sync, power
 //! off. scripts/boot.sh --detect reads the lines off the console and sums them.
 #![no_std]
 #![no_main]
@@ -91,12 +93,21 @@ extern "C" fn start(sp: *const usize) -> ! {
     let (blocks, races) = (num(1, 4), num(2, 50));
     let size = word(args.get(3).unwrap_or(b"2M"));
     let keep_going = num(4, 1) != 0;
+    // The dontneed race: hugerace's, then the kernel selftest's free-running way (madvrace)
+    // for LOOPS loops, in each block.
+    let dontneed = args.get(5) == Some(b"dontneed");
+    let loops = word(args.get(6).unwrap_or(b"1000"));
     let mut l = Line::new();
     l.s("detect: ").u(blocks).s(" blocks of ").u(races).s(" races per mode, size ").b(size.bytes());
     say(&mut l);
     let n = word(l.u(races).as_bytes());
     l.clear();
     for _ in 0..blocks {
+        if dontneed {
+            run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", c"--race", c"dontneed"]);
+            run(&[c"/madvrace", loops.cstr(), size.cstr()]);
+            continue;
+        }
         for mode in [c"shared", c"private"] {
             if keep_going {
                 run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", mode]);

@@ -107,14 +107,16 @@ apt_opts() {
         -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
 }
 
-# The newest kernel image already unpacked for this arch, if any.
+# The newest kernel image already unpacked under this name, if any.
 cached_debian() {
     local a=$1
     { ls -1d "$CACHE/kernels/$a"/linux-image-*/boot/vmlinu[xz]-* 2>/dev/null || true; } | sort -V | tail -n1
 }
 
+# debian_kernel ARCH METAPACKAGE [NAME]: NAME (default ARCH) keys the kernel's cache, so that
+# two kernels of one arch (Debian 12's 6.1 and its 6.12) never prune each other.
 debian_kernel() {
-    local a=$1 meta=$2 opts pkg ver dir img
+    local a=$1 meta=$2 name=${3:-$1} opts pkg ver dir img
     mapfile -t opts < <(apt_opts "$a")
     log "apt-get update (own lists for $a)"
     if ! apt-get "${opts[@]}" -qq update >"$CACHE/apt/$a/update.log" 2>&1; then
@@ -123,7 +125,7 @@ debian_kernel() {
     pkg=$(apt-cache "${opts[@]}" depends "$meta" 2>/dev/null |
           sed -n 's/^ *Depends: \(linux-image-[^ ]*\).*/\1/p' | head -n1) || true
     if [ -z "$pkg" ]; then
-        img=$(cached_debian "$a")
+        img=$(cached_debian "$name")
         if [ -n "$img" ]; then
             log "cannot resolve $meta (no registry?); using the cached $img"
             echo "$img"; return 0
@@ -131,14 +133,14 @@ debian_kernel() {
         skip "cannot resolve $meta through apt for $a and nothing is cached"
     fi
     ver=$(apt-cache "${opts[@]}" show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n1)
-    dir="$CACHE/kernels/$a/${pkg}_$ver"
+    dir="$CACHE/kernels/$name/${pkg}_$ver"
     if [ ! -e "$dir/.done" ]; then
         log "$meta -> $pkg $ver: downloading"
         rm -rf "$dir" "$dir.deb.d"
         mkdir -p "$dir.deb.d"
         if ! (cd "$dir.deb.d" && apt-get "${opts[@]}" -qq download "$pkg:$a") >&2; then
             rm -rf "$dir.deb.d"
-            img=$(cached_debian "$a")
+            img=$(cached_debian "$name")
             [ -n "$img" ] && { log "download failed; using the cached $img"; echo "$img"; return 0; }
             skip "apt-get download $pkg:$a failed and nothing is cached"
         fi
@@ -147,7 +149,7 @@ debian_kernel() {
         # Only the image boots here (the initramfs loads no modules): drop the ~400M of the rest.
         find "$dir" -mindepth 1 -maxdepth 1 ! -name boot -exec rm -rf {} +
         touch "$dir/.done"
-        prune "$CACHE/kernels/$a" "$dir"
+        prune "$CACHE/kernels/$name" "$dir"
     else
         log "$meta -> $pkg $ver (cached)"
     fi
@@ -308,6 +310,8 @@ plan() {
 
 case $ARCH in
     amd64) debian_kernel amd64 linux-image-amd64 ;;
+    # Debian 12's newer kernel line (bookworm's 6.12 packages): the dontneed race fixed.
+    amd64-6.12) debian_kernel amd64 linux-image-6.12-amd64 amd64-6.12 ;;
     arm64) debian_kernel arm64 linux-image-arm64 ;;
     ppc64el) debian_kernel ppc64el linux-image-powerpc64le ;;
     --plan) plan ;;

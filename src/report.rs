@@ -392,6 +392,7 @@ impl Reporter {
 fn json_str(l: &mut Line, s: &[u8]) {
     l.c(b'"');
     for &c in s {
+        flush_long(l);
         match c {
             b'"' => l.s("\\\""),
             b'\\' => l.s("\\\\"),
@@ -403,6 +404,15 @@ fn json_str(l: &mut Line, s: &[u8]) {
     l.c(b'"');
 }
 
+/// A JSON document is written in pieces: a line holds 480 bytes, and one result with a long
+/// message does not fit. Emit what is there once it is long, and go on in the emptied line.
+fn flush_long(l: &mut Line) {
+    if l.as_bytes().len() > 400 {
+        l.emit(STDOUT);
+        l.clear();
+    }
+}
+
 fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
     l.s("{\"name\":");
     json_str(l, what);
@@ -410,6 +420,8 @@ fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Rec
     json_str(l, msg);
     if let Some(r) = rec {
         let f = &r.figs;
+        l.emit(STDOUT);
+        l.clear();
         l.s(",\"mode\":\"").s(r.mode.name()).f("\",\"pagesize_kb\":{},\"racers\":{},\"cpus\":[", &[r.pagesize / 1024, r.racers as u64])
             .b(r.cpus.as_bytes())
             .f(
