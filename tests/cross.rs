@@ -241,14 +241,20 @@ target_tests! {
 /// issue's goal, 24 KiB on every target, is printed beside them: it is not met (see the
 /// README's "Size" section for what it would take).
 const BUDGETS: [(&str, u64); 8] = [
-    ("x86_64-unknown-linux-gnu", 56 << 10),
-    ("aarch64-unknown-linux-gnu", 56 << 10),
-    ("powerpc64le-unknown-linux-gnu", 68 << 10),
-    ("powerpc64-unknown-linux-gnu", 72 << 10),
-    ("riscv64gc-unknown-linux-gnu", 52 << 10),
-    ("s390x-unknown-linux-gnu", 60 << 10),
-    ("i686-unknown-linux-gnu", 60 << 10),
-    ("armv7-unknown-linux-gnueabihf", 64 << 10),
+    // Raised from 56/56/68/72/52/60/60/64 KiB (issues 11-15, measured per commit on x86_64:
+    // 52,672 B before): the race renewed and checked before every race, private racers in a
+    // process of their own, death, OOM and cgroup-hierarchy judgement, --keep-going (+7.0 KB);
+    // the OOM victim read from /dev/kmsg (+0.9 KB); leaked-reservation and other-process
+    // checks (+1.8 KB); the dontneed race (+3.9 KB); every terminating signal caught and the
+    // panic restore (+1.2 KB); the offset sweep (+0.8 KB).
+    ("x86_64-unknown-linux-gnu", 68 << 10),
+    ("aarch64-unknown-linux-gnu", 72 << 10),
+    ("powerpc64le-unknown-linux-gnu", 84 << 10),
+    ("powerpc64-unknown-linux-gnu", 88 << 10),
+    ("riscv64gc-unknown-linux-gnu", 64 << 10),
+    ("s390x-unknown-linux-gnu", 76 << 10),
+    ("i686-unknown-linux-gnu", 76 << 10),
+    ("armv7-unknown-linux-gnueabihf", 84 << 10),
 ];
 const GOAL: u64 = 24 << 10;
 
