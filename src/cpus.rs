@@ -3,7 +3,7 @@
 
 use crate::cli::{Config, Racers};
 use crate::parse;
-use crate::report::{Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, Errno, Mapping, PathBuf};
 
 /// The allowed-CPU mask of this process.

@@ -5,7 +5,7 @@
 use crate::cli::Config;
 use crate::out::Line;
 use crate::parse;
-use crate::report::{Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, k, Errno, Fd, Mapping, PathBuf};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -2,7 +2,9 @@
 //!
 //! Layers, top to bottom, each using only those below it:
 //! - `run`: one whole invocation; `pid1`: hugerace as a test image's /init;
-//! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `stats`, `progress`, `out`: the steps;
+//! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `cgroup`, `lock`, `others`, `stats`,
+//!   `progress`: the steps;
+//! - `step`: the words they share (`Step`, `Stop`, `Res`, `Mode`); `out`: the line they write;
 //! - `parse`: pure parsers of /proc, /sys and command-line text;
 //! - `sys`: typed syscalls returning `Result<T, Errno>` (with `arch`, the only `unsafe`);
 //! - `arch`: the syscall instruction, `_start`, clone, the signal restorer, the cycle counter.
@@ -27,5 +29,6 @@ pub mod race;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod step;
 #[allow(unsafe_code)]
 pub mod sys;

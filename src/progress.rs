@@ -4,7 +4,7 @@
 
 use crate::cli::Config;
 use crate::out::{Line, STDERR};
-use crate::report::Mode;
+use crate::step::Mode;
 use crate::sys;
 
 /// From this many races (`-i`) a run counts as long; any `-I` run does.

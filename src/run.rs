@@ -11,7 +11,8 @@ use crate::pool::{self, Policy, Pool, MAX_SIZES};
 use crate::parse::Counts;
 use crate::race::{self, Crew, Outcome, Race};
 use crate::sys::Mapping;
-use crate::report::{Figures, Mode, Record, Reporter, Res, Step, Stop};
+use crate::report::{Figures, Record, Reporter};
+use crate::step::{Mode, Res, Step, Stop};
 use crate::stats::Summary;
 use crate::sys::{self, k, start::Args};
 
@@ -593,8 +594,8 @@ fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64,
 /// "racer 2 on CPU 1 got SIGBUS (BUS_ADRERR) at 0x7f0000000000 in race 3"
 fn fault_facts(l: &mut Line, x: &race::Fault) {
     l.f("racer {} on CPU {} got ", &[x.racer as u64 + 1, x.cpu as u64]).sig(x.sig);
-    if x.sig == k::SIGBUS && !race::bus_code(x.code).is_empty() {
-        l.s(" (").s(race::bus_code(x.code)).c(b')');
+    if x.sig == k::SIGBUS && !sys::bus_code(x.code).is_empty() {
+        l.s(" (").s(sys::bus_code(x.code)).c(b')');
     } else {
         l.s(" (si_code ").i(x.code as i64).c(b')');
     }

@@ -173,7 +173,7 @@ fn fuzz_numbers_and_sizes() {
         if let Some(s) = parse::size(input) {
             assert!(s.is_power_of_two());
             let mut l = hugerace::out::Line::new();
-            parse::write_size(&mut l, s);
+            l.size(s);
             assert_eq!(parse::size(l.as_bytes()), Some(s), "{:?}", String::from_utf8_lossy(l.as_bytes()));
         }
         if let Some(s) = parse::hugepages_dir(input) {

@@ -19,7 +19,7 @@ mod control;
 mod racer;
 
 use crate::out::Line;
-use crate::report::{Mode, Step, Stop};
+use crate::step::{Mode, Step, Stop};
 use crate::stats::Hist;
 use crate::sys::{self, k, Errno, Mapping, Shared, Stacks};
 use control::*;
@@ -559,16 +559,4 @@ pub fn death_line<'l>(why: &'l mut Line, d: &Death) -> &'l mut Line {
 /// TBROK: a terminating signal arrived (it is acted on at a safe point, never at once).
 pub fn interrupted(why: &mut Line, sig: u32) -> Stop {
     Stop::brok(why.s("interrupted by ").sig(sig))
-}
-
-/// The si_code of a SIGBUS, by name.
-pub fn bus_code(code: i32) -> &'static str {
-    match code {
-        1 => "BUS_ADRALN",
-        2 => "BUS_ADRERR",
-        3 => "BUS_OBJERR",
-        4 => "BUS_MCEERR_AR",
-        5 => "BUS_MCEERR_AO",
-        _ => "",
-    }
 }

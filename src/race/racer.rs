@@ -4,7 +4,7 @@
 
 use super::control::*;
 use super::{Crew, HostArg};
-use crate::report::Mode;
+use crate::step::Mode;
 use crate::sys::{self, Errno};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 

@@ -205,9 +205,8 @@ impl PathBuf {
         Ok(self)
     }
     pub fn push_u64(&mut self, v: u64) -> Result<&mut Self> {
-        let mut l = crate::out::Line::new();
-        l.u(v);
-        self.push(l.as_bytes())
+        let mut d = [0u8; 20];
+        self.push(decimal(v, &mut d))
     }
     pub fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -215,4 +214,18 @@ impl PathBuf {
     pub fn cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.buf).unwrap_or(c"")
     }
+}
+
+/// `v` in decimal, in the tail of `d`: one digit loop for paths here and for `out`'s lines.
+pub fn decimal(mut v: u64, d: &mut [u8; 20]) -> &[u8] {
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &d[i..]
 }

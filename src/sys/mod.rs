@@ -11,7 +11,7 @@ mod proc;
 pub mod start;
 
 pub use boot::*;
-pub use errno::Errno;
+pub use errno::{bus_code, Errno};
 pub use fs::*;
 pub use mem::*;
 pub use net::*;
