@@ -150,7 +150,9 @@ fn fuzz_cli() {
                     assert!(s.is_power_of_two());
                 }
                 if let Some(list) = c.cpus {
-                    assert!(parse::cpu_list(list, 1 << 20, &mut |_| {}).is_some_and(|n| n >= 2));
+                    let mut n = 0;
+                    list.each(&mut |_| n += 1);
+                    assert!(n >= 2, "{:?}", list);
                 }
             }
             Ok(_) => {}

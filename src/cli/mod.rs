@@ -1,5 +1,6 @@
 //! The command line: one table of options drives both parsing and `--help`.
 
+pub use crate::cpus::{CpuList, Racers};
 use crate::parse;
 
 mod help;
@@ -27,12 +28,6 @@ pub enum RaceKind {
     Dontneed,
 }
 
-/// How many racers: a number, or one per allowed CPU.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Racers {
-    Count(u32),
-    All,
-}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -41,8 +36,8 @@ pub struct Config {
     pub private: bool,
     pub pagesize: PageSel,
     pub racers: Racers,
-    /// `-c`: an explicit CPU list, kept as text and validated here.
-    pub cpus: Option<&'static [u8]>,
+    /// `-c`: an explicit CPU list.
+    pub cpus: Option<CpuList>,
     pub iterations: u64,
     pub duration_s: u64,
     /// How long one iteration may take before the run is TBROK as a hang.
@@ -196,8 +191,6 @@ pub const EXAMPLES: &[&str] = &[
 /// Upper bounds that keep arithmetic far from overflow; beyond them a value is refused.
 const MAX_COUNT: u64 = 1 << 40;
 const MAX_RACERS: u64 = 65536;
-/// The largest CPU number a racer can be pinned to (race.rs builds masks this big).
-const MAX_CPU: u32 = 8191;
 /// The largest start offset: far beyond any fault, so every race misses.
 const MAX_OFFSET_NS: u64 = 10_000_000_000;
 
@@ -349,26 +342,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
                 Racers::Count(n as u32)
             }
         }
-        Key::Cpus => {
-            let n = parse::cpu_list(val, MAX_CPU, &mut |_| {}).ok_or(Error { msg: "not a CPU list (like 2,5 or 0-3)", arg: val })?;
-            if n < 2 {
-                return Err(Error { msg: "a race needs at least 2 CPUs", arg: val });
-            }
-            // Two racers on one CPU never race: a CPU listed twice anywhere is an error.
-            let mut seen = [0u8; (MAX_CPU as usize + 1) / 8];
-            let mut dup = false;
-            let _ = parse::cpu_list(val, MAX_CPU, &mut |c| {
-                let (byte, bit) = ((c / 8) as usize, 1u8 << (c % 8));
-                if let Some(b) = seen.get_mut(byte) {
-                    dup |= *b & bit != 0;
-                    *b |= bit;
-                }
-            });
-            if dup {
-                return Err(Error { msg: "CPU listed twice", arg: val });
-            }
-            cfg.cpus = Some(val);
-        }
+        Key::Cpus => cfg.cpus = Some(CpuList::new(val).map_err(|msg| Error { msg, arg: val })?),
         Key::Iterations => cfg.iterations = count(val, opt, MAX_COUNT, false)?,
         Key::Duration => cfg.duration_s = count(val, opt, 1 << 32, false)?,
         Key::IterationTimeout => cfg.iteration_timeout_s = count(val, opt, 1 << 32, false)?,

@@ -30,7 +30,7 @@ fn values() {
     assert_eq!(c.iterations, 200);
     assert_eq!(c.leave_free, 0);
     assert!(c.noreserve && c.rt);
-    assert_eq!(c.cpus, Some(&b"0-2"[..]));
+    assert_eq!(c.cpus.map(CpuList::text), Some(&b"0-2"[..]));
     assert_eq!(c.format, Format::Json);
     assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
     let c = run(&["--race", "dontneed", "-i", "7"]).unwrap();

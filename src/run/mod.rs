@@ -139,7 +139,7 @@ pub fn run(cfg: &Config) -> i32 {
         l.s(concat!("hugerace ", env!("CARGO_PKG_VERSION"), " on Linux ")).b(&rel[..rl]).s(concat!(" (", env!("HUGERACE_TARGET"), "), base page "))
             .size(sys::start::page_size() as u64);
     });
-    let setup = cpus::allowed(&mut why).and_then(|a| cpus::racer_count(cfg, &a, &mut why).map(|n| (a, n)));
+    let setup = cpus::allowed(&mut why).and_then(|a| cpus::racer_count(cfg.cpus, cfg.racers, &a, &mut why).map(|n| (a, n)));
     let (allowed, n) = match setup {
         Ok(x) => x,
         Err(s) => {

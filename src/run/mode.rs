@@ -28,7 +28,7 @@ pub(super) fn race_mode(
     let shared = mode == Mode::Shared;
     let pool = pool_out.insert(prepare_pool(cfg, size, &mut rec.msg)?);
     *before = Some(read_counts(pool, &mut rec.msg)?);
-    let mut file = HugeFile::open(size, cfg, &mut rec.msg)?;
+    let mut file = HugeFile::open(size, cfg.hugetlbfs, !cfg.no_memfd, &mut rec.msg)?;
     let (take, filled) = fill_all_but_last(pool, &mut file, cfg.leave_free, &mut rec.msg)?;
     let dontneed = mode == Mode::Dontneed;
     let page = if dontneed { map_dontneed(size, &mut rec.msg)? } else { map_contested(&file, take, shared, cfg.noreserve, &mut rec.msg)? };
@@ -148,7 +148,7 @@ fn release_racers(
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
     let want = if until == 0 { cfg.iterations } else { 0 };
     let n = rec.racers;
-    let mut progress = crate::progress::Progress::start(cfg, mode, size, t0);
+    let mut progress = crate::progress::Progress::start(cfg.progress, cfg.iterations, cfg.duration_s, mode, size, t0);
     let refused_before = crate::cgroup::failures(size);
     let (mut failed, mut first) = (0u64, None);
     let mut starts = 0u64;
@@ -161,7 +161,7 @@ fn release_racers(
         {
             break Err(Stop::brok(rec.msg.f("inconclusive: giving the contested page back and reserving it again failed: {errno}", &[e.0 as u64])));
         }
-        let race = match Race::start(crew, |give| cpus::choose(cfg, allowed, n, give), &mut rec.msg) {
+        let race = match Race::start(crew, |give| cpus::choose(cfg.cpus, allowed, n, give), &mut rec.msg) {
             Ok(r) => r,
             Err(s) => break Err(s),
         };
