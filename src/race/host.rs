@@ -2,9 +2,15 @@
 
 use super::control::*;
 use super::racer::{child_setup, racer};
-use super::HostArg;
-use crate::sys::{self, Errno};
+use super::crew::Crew;
+use crate::sys::{self, Errno, Stacks};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// What the host of private-mode racers needs (its own copy, made at the clone).
+pub(super) struct HostArg<'a> {
+    pub(super) crew: &'a Crew<'a>,
+    pub(super) stacks: &'a Stacks,
+}
 
 /// How long the host of private racers waits for each thread to leave.
 pub(super) const JOIN_NS: u64 = 5_000_000_000;

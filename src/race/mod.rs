@@ -16,213 +16,24 @@
 //! that never end; it judges a racer's death by what killed it.
 
 mod control;
+mod crew;
 mod host;
 mod racer;
 mod watch;
 
-pub use watch::{death_line, interrupted};
+pub use crew::{Crew, Renew, Tally};
+pub use watch::{death_line, interrupted, Death, Fault, Outcome, Race};
+use host::HostArg;
 use watch::oom_kills;
 
 use crate::out::Line;
 use crate::step::{Mode, Step, Stop};
-use crate::stats::Hist;
-use crate::sys::{self, k, Errno, Mapping, Shared, Stacks};
+use crate::sys::{self, k, Errno, Stacks};
 use control::*;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use racer::START_LINE_NS;
 
 const STACK: usize = 64 * 1024;
-
-/// Gives the contested page back to the pool and reserves it again (or maps it first, in
-/// the process that races on it): the state of race 1.
-pub type Renew<'a> = &'a (dyn Fn() -> Result<(), Errno> + Sync);
-
-/// What the racers share: the control page, the contested page and how to renew it.
-pub struct Crew<'a> {
-    ctl: Shared<Control, Slot>,
-    n: usize,
-    page: &'a Mapping,
-    renew: Renew<'a>,
-    size: u64,
-    rt: bool,
-    parent: i32,
-    mode: Mode,
-}
-
-/// What the host of private-mode racers needs (its own copy, made at the clone).
-struct HostArg<'a> {
-    crew: &'a Crew<'a>,
-    stacks: &'a Stacks,
-}
-
-impl<'a> Crew<'a> {
-    /// What `n` racers of one mode on one page size share. The racers and the fault
-    /// handler hold its address for as long as they run, so it must not move: the caller
-    /// owns it and `Race` only borrows it.
-    /// `offset_ns`: racers 2.. start this long after racer 1 in every race; None: swept.
-    pub fn new(mode: Mode, size: u64, page: &'a Mapping, renew: Renew<'a>, n: usize, rt: bool, offset_ns: Option<u64>, why: &mut Line) -> Step<Crew<'a>> {
-        let ctl: Shared<Control, Slot> = Shared::new(n + 1).map_err(|e| Stop::sys(why, "mmap control page", e))?;
-        ctl.head().offset_ns.store(offset_ns.unwrap_or(u64::MAX), Relaxed);
-        ctl.head().expect_free.store(UNCHECKED, Relaxed);
-        Ok(Crew { ctl, n, page, renew, size, rt, parent: sys::getpid(), mode })
-    }
-
-    fn ctl(&self) -> &Control {
-        self.ctl.head()
-    }
-    fn slot(&self, i: usize) -> &Slot {
-        // Slots 0..n are the racers'; slot n is a spare that any index past them lands on,
-        // so this never fails.
-        self.ctl.slot(i)
-    }
-
-    /// Every race from now on must start from these free and reserved counts.
-    pub fn expect(&self, free: u64, resv: u64) {
-        self.ctl().expect_resv.store(resv, Relaxed);
-        self.ctl().expect_free.store(free, Release);
-    }
-
-    /// The figures so far, over every start.
-    pub fn tally(&self) -> Tally<'_> {
-        let ctl = self.ctl();
-        Tally {
-            races: ctl.iterations.load(Acquire),
-            missed: ctl.missed.load(Acquire),
-            race_ns: ctl.race_ns.load(Acquire),
-            skew: &ctl.skew,
-            fault: &ctl.fault,
-            madvise: &ctl.madvise,
-            offsets: &OFFSETS_NS,
-            offset_races: &ctl.bin_races,
-            offset_failed: &ctl.bin_failed,
-            swept: ctl.offset_ns.load(Relaxed) == u64::MAX && self.mode != Mode::Dontneed,
-        }
-    }
-
-    /// The CPUs the racers run on, as a list (0,1).
-    pub fn write_cpus(&self, l: &mut Line) {
-        for i in 0..self.n {
-            if i > 0 {
-                l.c(b',');
-            }
-            l.u(self.slot(i).cpu.load(Relaxed) as u64);
-        }
-    }
-
-    /// Measure the counter's rate against CLOCK_MONOTONIC over at least 2 ms from `t0` (once
-    /// per crew), and aim the first race: offsets are given in ns, raced in ticks.
-    fn calibrate(&self, t0: (u64, u64)) {
-        let ctl = self.ctl();
-        if ctl.tick_den.load(Relaxed) != 0 {
-            // A restart (--keep-going): the race that failed chose the next offset already.
-            return;
-        }
-        {
-            let spent = sys::monotonic_ns().saturating_sub(t0.0);
-            if spent < 2_000_000 {
-                sys::sleep_ns(2_000_000 - spent);
-            }
-            let (ns, ticks) = (sys::monotonic_ns().saturating_sub(t0.0), sys::cycles().wrapping_sub(t0.1));
-            // Kept below 2^32 so that an offset times the ratio cannot overflow.
-            let shift = (64 - ns.max(ticks).leading_zeros()).saturating_sub(32);
-            ctl.tick_num.store((ticks >> shift).max(1), Relaxed);
-            ctl.tick_den.store((ns >> shift).max(1), Relaxed);
-        }
-        if self.mode != Mode::Dontneed {
-            ctl.bin.store(0, Relaxed);
-            let fixed = ctl.offset_ns.load(Relaxed);
-            let ns = if fixed == u64::MAX { 0 } else { fixed };
-            ctl.aim.store(ns.saturating_mul(ctl.tick_num.load(Relaxed)) / ctl.tick_den.load(Relaxed), Relaxed);
-        }
-    }
-
-    /// Clear what one start leaves on the control page; the tallies stay.
-    fn clear_start(&self) {
-        let ctl = self.ctl();
-        for w in [&ctl.generation, &ctl.finished, &ctl.started, &ctl.stop, &ctl.end, &ctl.host, &ctl.host_step] {
-            w.store(0, Relaxed);
-        }
-        ctl.missed_row.store(0, Relaxed);
-        for i in 0..self.n {
-            let s = self.slot(i);
-            for w in [&s.ready, &s.tid, &s.self_tid, &s.state, &s.step, &s.missing, &s.last, &s.rt_refused] {
-                w.store(0, Relaxed);
-            }
-        }
-    }
-}
-
-/// What the kernel did to a racer.
-#[derive(Clone, Copy, Debug)]
-pub struct Fault {
-    pub racer: usize,
-    pub cpu: u32,
-    pub sig: u32,
-    pub code: i32,
-    pub addr: u64,
-    /// The race (1-based) it happened in.
-    pub iteration: u64,
-    /// Racers that wrote the page in that race.
-    pub winners: u64,
-    /// The pool when the fault handler ran: all pages, and free ones.
-    pub total: u64,
-    pub free: u64,
-    /// The dontneed race: how many counter ticks after the madvise's start the writer was
-    /// aimed to store, and whether the madvise was still under way when the writer's fault
-    /// handler ran.
-    pub aim: u64,
-    pub madvise_inside: bool,
-}
-
-/// A racer (or, in private mode, the process of the racer threads) that died of a signal
-/// the race does not catch.
-#[derive(Clone, Copy, Debug)]
-pub struct Death {
-    /// The racer (0-based), or None for private mode's racer process.
-    pub racer: Option<usize>,
-    pub pid: i32,
-    pub sig: u32,
-    /// How far the kernel's oom_kill counter moved during the run (None: no /proc/vmstat).
-    pub oom_kills: Option<u64>,
-    /// Whether the kernel log names this pid as the OOM killer's victim (None: the log
-    /// cannot be read here).
-    pub oom_victim: Option<bool>,
-}
-
-/// How a run of iterations ended.
-pub enum Outcome {
-    Done,
-    Faulted(Fault),
-    Killed(Death),
-}
-
-/// The figures of a run, raw: counter ticks in the histograms.
-pub struct Tally<'a> {
-    pub races: u64,
-    pub missed: u64,
-    pub race_ns: u64,
-    pub skew: &'a Hist,
-    pub fault: &'a Hist,
-    /// The dontneed race: the madvise calls' durations.
-    pub madvise: &'a Hist,
-    /// The alloc race's offset sweep: each offset (ns), the races run with it and failed.
-    pub offsets: &'a [u64; OFFSETS],
-    pub offset_races: &'a [core::sync::atomic::AtomicU32; OFFSETS],
-    pub offset_failed: &'a [core::sync::atomic::AtomicU32; OFFSETS],
-    pub swept: bool,
-}
-
-/// The racers of one mode on one size, alive from `start` to drop.
-pub struct Race<'a> {
-    crew: &'a Crew<'a>,
-    stacks: Option<Stacks>,
-    /// Racer processes (shared) or the racer threads' process (private) started.
-    spawned: usize,
-    /// Private mode: the racer threads' process. (Not read back from the control page: the
-    /// kernel clears that word when the process exits with threads.)
-    host: i32,
-    oom_before: Option<u64>,
-}
 
 impl<'a> Race<'a> {
     /// Start the crew's racers, racer i on the CPU that `choose` assigns through

@@ -2,7 +2,7 @@
 //! closing of an iteration by whichever racer finishes it last, and the fault handler.
 
 use super::control::*;
-use super::Crew;
+use super::crew::Crew;
 use crate::step::Mode;
 use crate::sys::{self, Errno};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};

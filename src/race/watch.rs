@@ -1,14 +1,71 @@
-//! The supervisor's watch over the racers: the start line, racers that vanish or are held
-//! stopped, how a race ended, the words for a racer's death, and the joining at the end.
+//! The racers as the supervisor holds them (`Race`), and its watch over them: the start
+//! line, racers that vanish or are held stopped, how a race ended, the words for a racer's
+//! death, and the joining at the end.
 
 use super::control::*;
-use super::{Death, Fault, Outcome, Race};
+use super::crew::Crew;
 use crate::out::Line;
 use crate::step::{Mode, Step, Stop};
-use crate::sys::{self, k, Errno};
+use crate::sys::{self, k, Errno, Stacks};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use super::host::JOIN_NS;
 use super::racer::START_LINE_NS;
+
+/// What the kernel did to a racer.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    pub racer: usize,
+    pub cpu: u32,
+    pub sig: u32,
+    pub code: i32,
+    pub addr: u64,
+    /// The race (1-based) it happened in.
+    pub iteration: u64,
+    /// Racers that wrote the page in that race.
+    pub winners: u64,
+    /// The pool when the fault handler ran: all pages, and free ones.
+    pub total: u64,
+    pub free: u64,
+    /// The dontneed race: how many counter ticks after the madvise's start the writer was
+    /// aimed to store, and whether the madvise was still under way when the writer's fault
+    /// handler ran.
+    pub aim: u64,
+    pub madvise_inside: bool,
+}
+
+/// A racer (or, in private mode, the process of the racer threads) that died of a signal
+/// the race does not catch.
+#[derive(Clone, Copy, Debug)]
+pub struct Death {
+    /// The racer (0-based), or None for private mode's racer process.
+    pub racer: Option<usize>,
+    pub pid: i32,
+    pub sig: u32,
+    /// How far the kernel's oom_kill counter moved during the run (None: no /proc/vmstat).
+    pub oom_kills: Option<u64>,
+    /// Whether the kernel log names this pid as the OOM killer's victim (None: the log
+    /// cannot be read here).
+    pub oom_victim: Option<bool>,
+}
+
+/// How a run of iterations ended.
+pub enum Outcome {
+    Done,
+    Faulted(Fault),
+    Killed(Death),
+}
+
+/// The racers of one mode on one size, alive from `start` to drop.
+pub struct Race<'a> {
+    pub(super) crew: &'a Crew<'a>,
+    pub(super) stacks: Option<Stacks>,
+    /// Racer processes (shared) or the racer threads' process (private) started.
+    pub(super) spawned: usize,
+    /// Private mode: the racer threads' process. (Not read back from the control page: the
+    /// kernel clears that word when the process exits with threads.)
+    pub(super) host: i32,
+    pub(super) oom_before: Option<u64>,
+}
 
 impl Race<'_> {
     pub(super) fn wait_started(&self, why: &mut Line) -> Step<()> {
