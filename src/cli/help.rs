@@ -1,7 +1,7 @@
 //! `--help` and `--version`: the help is rendered from the option table, so that an option
 //! cannot be parsed without being shown.
 
-use super::{EXAMPLES, GROUPS, OPTIONS};
+use super::options::{EXAMPLES, GROUPS, OPTIONS};
 use crate::out::{Line, STDOUT};
 
 pub fn version() {
