@@ -1,6 +1,8 @@
 //! Files, directories and mounts.
 
-use super::{k, sc, Errno, Result};
+use super::errno::Errno;
+use super::raw::{check, sc, Result};
+use linux_raw_sys::general as k;
 use core::ffi::CStr;
 
 pub const AT_FDCWD: i32 = k::AT_FDCWD;
@@ -79,13 +81,13 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<()> {
 
 pub fn ftruncate(fd: &Fd, len: u64) -> Result<()> {
     // SAFETY: plain integer arguments (split in two on 32-bit arches by the arch layer).
-    super::check(unsafe { crate::arch::ftruncate(fd.raw() as usize, len) }).map(drop)
+    check(unsafe { crate::arch::ftruncate(fd.raw() as usize, len) }).map(drop)
 }
 
 pub fn fallocate(fd: &Fd, mode: u32, off: u64, len: u64) -> Result<()> {
     loop {
         // SAFETY: plain integer arguments (split in two on 32-bit arches by the arch layer).
-        match super::check(unsafe { crate::arch::fallocate(fd.raw() as usize, mode as usize, off, len) }) {
+        match check(unsafe { crate::arch::fallocate(fd.raw() as usize, mode as usize, off, len) }) {
             Err(Errno::EINTR) => continue,
             r => return r.map(drop),
         }
