@@ -191,7 +191,8 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     };
     let mut pool = None;
     let mut before = None;
-    let r = mode::race_mode(cfg, rep, &mut rec, &mut pool, &mut before, allowed, origin);
+    let job = mode::Job { size, mode, racers: n, allowed, origin };
+    let r = mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before);
     if let Err(s) = r {
         rec.res = s.res;
     }

@@ -13,18 +13,29 @@ use crate::report::{Record, Reporter};
 use crate::step::{Mode, Step, Stop};
 use crate::sys::{self, k, Mapping};
 
+/// What one mode races on, handed down by the invocation (the record only reports it).
+#[derive(Clone, Copy)]
+pub(super) struct Job<'a> {
+    pub(super) size: u64,
+    pub(super) mode: Mode,
+    pub(super) racers: u32,
+    /// The CPUs this process may run on.
+    pub(super) allowed: &'a Allowed,
+    /// When the run began, for turning counter ticks into ns.
+    pub(super) origin: Clock,
+}
+
 /// The race of one mode on one size, step by step. On failure the reason is in `rec.msg`;
 /// `before` gets the pool's counters before our pages were taken.
 pub(super) fn race_mode(
     cfg: &Config,
+    job: Job,
     rep: &mut Reporter,
     rec: &mut Record,
     pool_out: &mut Option<Pool>,
     before: &mut Option<Counts>,
-    allowed: &Allowed,
-    origin: Clock,
 ) -> Step<()> {
-    let (size, mode) = (rec.pagesize, rec.mode);
+    let (size, mode) = (job.size, job.mode);
     let shared = mode == Mode::Shared;
     let pool = pool_out.insert(prepare_pool(cfg, size, &mut rec.msg)?);
     *before = Some(read_counts(pool, &mut rec.msg)?);
@@ -39,7 +50,7 @@ pub(super) fn race_mode(
     let populate = k::MAP_POPULATE | if cfg.noreserve { k::MAP_NORESERVE } else { 0 };
     let renew_dontneed = || page.remap_anon_hugetlb(size as usize, populate);
     let renew: race::Renew = if dontneed { &renew_dontneed } else { &renew_alloc };
-    let nracers = rec.racers as usize;
+    let nracers = job.racers as usize;
     let crew = Crew::new(mode, size, &page, renew, nracers, cfg.rt, cfg.offset_ns, &mut rec.msg)?;
     // Every race starts from the original test's state: the free pages as filled, and the
     // contested page reserved by its mapping (unless --noreserve). The dontneed race's page
@@ -75,7 +86,7 @@ pub(super) fn race_mode(
             });
         }
     };
-    release_racers(cfg, rec, &crew, &renew, allowed, &state, origin, &mut say)
+    release_racers(cfg, job, rec, &crew, &renew, &state, &mut say)
 }
 
 /// The pool of one size with at least two pages available (so that the race is for the
@@ -132,22 +143,20 @@ fn map_dontneed(size: u64, why: &mut Line) -> Step<Mapping> {
 
 /// Release the racers: start them, race, and after a failed race under --keep-going start
 /// them again from the same state. Then judge.
-#[allow(clippy::too_many_arguments)]
 fn release_racers(
     cfg: &Config,
+    job: Job,
     rec: &mut Record,
     crew: &Crew,
     renew: race::Renew,
-    allowed: &Allowed,
     state: &State,
-    origin: Clock,
     say: &mut dyn FnMut(&Race, &Record),
 ) -> Step<()> {
-    let (size, mode) = (rec.pagesize, rec.mode);
+    let (size, mode, origin) = (job.size, job.mode, job.origin);
     let t0 = sys::monotonic_ns();
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
     let want = if until == 0 { cfg.iterations } else { 0 };
-    let n = rec.racers;
+    let n = job.racers;
     let mut progress = crate::progress::Progress::start(cfg.progress, cfg.iterations, cfg.duration_s, mode, size, t0);
     let refused_before = crate::cgroup::failures(size);
     let (mut failed, mut first) = (0u64, None);
@@ -161,7 +170,7 @@ fn release_racers(
         {
             break Err(Stop::brok(rec.msg.f("inconclusive: giving the contested page back and reserving it again failed: {errno}", &[e.0 as u64])));
         }
-        let race = match Race::start(crew, |give| cpus::choose(cfg.cpus, allowed, n, give), &mut rec.msg) {
+        let race = match Race::start(crew, |give| cpus::choose(cfg.cpus, job.allowed, n, give), &mut rec.msg) {
             Ok(r) => r,
             Err(s) => break Err(s),
         };
