@@ -17,7 +17,7 @@ pub fn failures(size: u64) -> Option<u64> {
     let mut mounts = [0u8; 8192];
     let m = sys::read_file(c"/proc/mounts", &mut mounts).ok()?;
     let mut name = Line::new();
-    parse::cgroup_size_name(&mut name, size);
+    size_name(&mut name, size);
     let mut total = None;
     for v1 in [true, false] {
         let own = parse::cgroup_path(&cg[..n], if v1 { Some(b"hugetlb") } else { None });
@@ -50,4 +50,28 @@ pub fn failures(size: u64) -> Option<u64> {
         }
     }
     None
+}
+
+/// The name the hugetlb cgroup files give a size: 64KB, 2MB, 1GB.
+fn size_name(out: &mut Line, bytes: u64) {
+    if bytes >= 1 << 30 {
+        out.u(bytes >> 30).s("GB");
+    } else if bytes >= 1 << 20 {
+        out.u(bytes >> 20).s("MB");
+    } else {
+        out.u(bytes >> 10).s("KB");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_names() {
+        let mut l = super::Line::new();
+        for s in [64u64 << 10, 2 << 20, 32 << 20, 1 << 30, 16 << 30] {
+            super::size_name(&mut l, s);
+            l.c(b' ');
+        }
+        assert_eq!(l.as_bytes(), b"64KB 2MB 32MB 1GB 16GB ");
+    }
 }

@@ -1,10 +1,55 @@
 //! Which CPUs the racers get: those this process may run on (its affinity mask, sized from the
 //! kernel's answer, never a fixed 1024 bits), distinct physical cores first.
 
-use crate::cli::{Config, Racers};
 use crate::parse;
-use crate::report::{Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, Errno, Mapping, PathBuf};
+
+/// The largest CPU number a racer can be pinned to (racer.rs builds masks this big).
+pub const MAX_CPU: u32 = 8191;
+
+/// How many racers: a number, or one per allowed CPU.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Racers {
+    Count(u32),
+    All,
+}
+
+/// A `-c` CPU list, checked once, when given: well formed, two CPUs or more, none above
+/// MAX_CPU, none twice (two racers on one CPU never race). It keeps the text it checked
+/// (no allocator, and a list may name thousands of CPUs) and is read only through `each`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CpuList(&'static [u8]);
+
+impl CpuList {
+    /// The list, or why it is refused.
+    pub fn new(text: &'static [u8]) -> Result<CpuList, &'static str> {
+        let n = parse::cpu_list(text, MAX_CPU, &mut |_| {}).ok_or("not a CPU list (like 2,5 or 0-3)")?;
+        if n < 2 {
+            return Err("a race needs at least 2 CPUs");
+        }
+        let mut seen = [0u8; (MAX_CPU as usize + 1) / 8];
+        let mut dup = false;
+        let _ = parse::cpu_list(text, MAX_CPU, &mut |c| {
+            let (byte, bit) = ((c / 8) as usize, 1u8 << (c % 8));
+            if let Some(b) = seen.get_mut(byte) {
+                dup |= *b & bit != 0;
+                *b |= bit;
+            }
+        });
+        if dup {
+            return Err("CPU listed twice");
+        }
+        Ok(CpuList(text))
+    }
+    /// Each CPU, in the order listed.
+    pub fn each(self, f: &mut dyn FnMut(u32)) {
+        let _ = parse::cpu_list(self.0, MAX_CPU, f);
+    }
+    pub fn text(self) -> &'static [u8] {
+        self.0
+    }
+}
 
 /// The allowed-CPU mask of this process.
 pub struct Allowed {
@@ -88,12 +133,12 @@ fn first_of_core(cpu: u32) -> bool {
     first.is_none_or(|f| f == cpu)
 }
 
-/// How many racers the configuration asks for on this machine.
-pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) -> Step<u32> {
-    if let Some(list) = cfg.cpus {
+/// How many racers `-c` (`cpus`) or `-n` (`racers`) asks for on this machine.
+pub fn racer_count(cpus: Option<CpuList>, racers: Racers, allowed: &Allowed, why: &mut crate::out::Line) -> Step<u32> {
+    if let Some(list) = cpus {
         let mut n = 0u32;
         let mut bad = None;
-        let _ = parse::cpu_list(list, u32::MAX, &mut |c| {
+        list.each(&mut |c| {
             n += 1;
             if bad.is_none() && !allowed.contains(c) {
                 bad = Some(c);
@@ -107,7 +152,7 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) 
         return Ok(n);
     }
     let have = allowed.count();
-    let want = match cfg.racers {
+    let want = match racers {
         Racers::All => have,
         Racers::Count(n) => n,
     };
@@ -121,10 +166,10 @@ pub fn racer_count(cfg: &Config, allowed: &Allowed, why: &mut crate::out::Line) 
 
 /// Give each of the `n` racers a CPU: the -c list in order, or allowed CPUs on distinct
 /// physical cores first, then their sibling threads.
-pub fn choose(cfg: &Config, allowed: &Allowed, n: u32, mut give: impl FnMut(u32, u32)) {
+pub fn choose(cpus: Option<CpuList>, allowed: &Allowed, n: u32, mut give: impl FnMut(u32, u32)) {
     let mut i = 0;
-    if let Some(list) = cfg.cpus {
-        let _ = parse::cpu_list(list, u32::MAX, &mut |c| {
+    if let Some(list) = cpus {
+        list.each(&mut |c| {
             if i < n {
                 give(i, c);
                 i += 1;

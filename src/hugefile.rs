@@ -2,10 +2,9 @@
 //! else an unlinked file on an existing hugetlbfs mount, else on a private mount of our own
 //! that disappears as soon as the file is open.
 
-use crate::cli::Config;
 use crate::out::Line;
 use crate::parse;
-use crate::report::{Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, k, Errno, Fd, Mapping, PathBuf};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,13 +27,14 @@ pub struct HugeFile {
 const HUGETLBFS_MAGIC: u64 = k::HUGETLBFS_MAGIC as u64;
 
 impl HugeFile {
-    /// On failure the reason is in `why`.
-    pub fn open(size: u64, cfg: &Config, why: &mut Line) -> Step<HugeFile> {
-        if let Some(dir) = cfg.hugetlbfs {
+    /// A file on the hugetlbfs mount `dir` if given, else a memfd (unless `memfd` is false),
+    /// else a file on a mount found or made. On failure the reason is in `why`.
+    pub fn open(size: u64, dir: Option<&[u8]>, memfd: bool, why: &mut Line) -> Step<HugeFile> {
+        if let Some(dir) = dir {
             return Self::on_mount(dir, size, Source::Mount, why);
         }
         let mut memfd_err = None;
-        if !cfg.no_memfd {
+        if memfd {
             let flags = k::MFD_HUGETLB | (size.trailing_zeros() << k::MFD_HUGE_SHIFT);
             match sys::memfd_create(c"hugerace", flags) {
                 Ok(fd) => return Ok(HugeFile { fd, size, source: Source::Memfd, dir: PathBuf::new(), pages: 0 }),

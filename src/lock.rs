@@ -9,7 +9,8 @@
 //! namespaces do not see each other's lock (they still share the pool).
 
 use crate::out::Line;
-use crate::report::{Reporter, Step, Stop};
+use crate::report::Reporter;
+use crate::step::{Step, Stop};
 use crate::sys::{self, Errno, Fd};
 
 /// How long a second instance waits for the holder before giving up (TCONF).

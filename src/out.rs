@@ -48,18 +48,9 @@ impl Line {
     pub fn c(&mut self, c: u8) -> &mut Self {
         self.b(&[c])
     }
-    pub fn u(&mut self, mut v: u64) -> &mut Self {
+    pub fn u(&mut self, v: u64) -> &mut Self {
         let mut d = [0u8; 20];
-        let mut i = d.len();
-        loop {
-            i -= 1;
-            d[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.b(&d[i..])
+        self.b(sys::decimal(v, &mut d))
     }
     pub fn i(&mut self, v: i64) -> &mut Self {
         if v < 0 {
@@ -162,8 +153,13 @@ impl Line {
     }
     /// A size in bytes written the way page sizes are (64K, 2M, 1G).
     pub fn size(&mut self, bytes: u64) -> &mut Self {
-        crate::parse::write_size(self, bytes);
-        self
+        const UNITS: [(u32, u8); 4] = [(40, b'T'), (30, b'G'), (20, b'M'), (10, b'K')];
+        for (shift, unit) in UNITS {
+            if bytes >= 1 << shift && bytes & ((1 << shift) - 1) == 0 {
+                return self.u(bytes >> shift).c(unit);
+            }
+        }
+        self.u(bytes).c(b'B')
     }
     pub fn emit(&mut self, fd: i32) {
         let _ = sys::write_all(fd, self.as_bytes());
@@ -204,6 +200,14 @@ mod tests {
         assert_eq!(name(34), "realtime signal 34");
         assert_eq!(name(64), "realtime signal 64");
         assert_eq!(name(0), "signal 0");
+    }
+    #[test]
+    fn sizes() {
+        let mut l = Line::new();
+        for s in [64u64 << 10, 2 << 20, 32 << 20, 1 << 30, 16 << 30, 1000] {
+            l.size(s).c(b' ');
+        }
+        assert_eq!(l.as_bytes(), b"64K 2M 32M 1G 16G 1000B ");
     }
     #[test]
     fn overflow_is_cut() {

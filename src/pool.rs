@@ -3,7 +3,7 @@
 
 use crate::out::Line;
 use crate::parse::{self, Counts};
-use crate::report::{Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, Errno, PathBuf};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::{AcqRel, Acquire, Release}};
 

@@ -2,9 +2,8 @@
 //! redrawn in place on stderr a few times a second and wiped when the race ends. Only when
 //! stderr is a terminal, so it never lands in a log or a harness's capture.
 
-use crate::cli::Config;
 use crate::out::{Line, STDERR};
-use crate::report::Mode;
+use crate::step::Mode;
 use crate::sys;
 
 /// From this many races (`-i`) a run counts as long; any `-I` run does.
@@ -26,16 +25,17 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Off unless the run is long and stderr is a terminal.
-    pub fn start(cfg: &Config, mode: Mode, size: u64, t0: u64) -> Progress {
-        let long = cfg.progress && (cfg.duration_s > 0 || cfg.iterations >= LONG_RUN);
+    /// Off unless the run is long (`races` from -i, or `seconds` from -I), drawing is
+    /// allowed, and stderr is a terminal.
+    pub fn start(allowed: bool, races: u64, seconds: u64, mode: Mode, size: u64, t0: u64) -> Progress {
+        let long = allowed && (seconds > 0 || races >= LONG_RUN);
         Progress {
             on: long && sys::ioctl_is_tty(STDERR),
             drawn: false,
             mode,
             size,
-            cfg_iterations: cfg.iterations,
-            cfg_seconds: cfg.duration_s,
+            cfg_iterations: races,
+            cfg_seconds: seconds,
             t0,
             next: t0 + REDRAW_NS,
         }
@@ -98,7 +98,6 @@ mod tests {
 
     #[test]
     fn short_runs_stay_quiet() {
-        let cfg = Config { iterations: LONG_RUN - 1, ..Config::default() };
-        assert!(!Progress::start(&cfg, Mode::Shared, 2 << 20, 0).on);
+        assert!(!Progress::start(true, LONG_RUN - 1, 0, Mode::Shared, 2 << 20, 0).on);
     }
 }

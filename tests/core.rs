@@ -3,10 +3,6 @@
 mod common;
 use common::*;
 
-fn status(o: &std::process::Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 #[test]
 fn default_run_passes_and_restores_an_empty_pool() {
     if !need_root_hugetlb() {
@@ -253,15 +249,6 @@ fn the_binary_is_static_and_has_no_interpreter() {
     let txt = String::from_utf8_lossy(&out.stdout);
     assert!(!txt.contains("INTERP"), "{txt}");
     assert!(!txt.contains("DYNAMIC"), "{txt}");
-}
-
-/// The children of a process (its racer processes in shared mode).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 #[test]

@@ -24,78 +24,86 @@ fn two_cpus() -> Option<(u32, u32)> {
 
 // ---- (1) the pool changes under the run: real hugepages taken at the worst moments ----
 
-#[test]
-fn a_page_taken_before_the_fill_is_tbrok_pool_changed() {
-    if !ready() {
-        return;
-    }
-    let g = pool_guard();
-    let expected = empty_pool(&g);
-    // Right after the pool was raised to 2 and the file opened, one of the two pages goes.
-    let r = run_injected(&["steal", "memfd_create", P2M], &["shared", "-i", "3"]);
-    assert!(r.err.contains("stole 1 hugepage(s) of 2097152 bytes at memfd_create #1"), "{}", r.err);
-    assert_results(&r, 2, &["hugerace: TBROK: shared 2M: the pool changed under us: 1 pages available, needed 2"], [0, 0, 1, 0, 0]);
-    // Restored although the helper held a page while hugerace put the pool back (that page
-    // turned surplus and went with the helper): no TWARN, nothing left.
-    assert_clean(&expected, "steal before the fill");
+// ---- (1) one injection, one exact result: the pool changing under the run (real hugepages
+// taken at the worst moments), racers that cannot set up or renew the page, failed calls ----
+
+/// One detector: what is injected, into which run, what the helper must report doing (and
+/// how often), and the exact result lines, exit status and summary that must follow.
+struct Case {
+    name: &'static str,
+    inject: &'static [&'static str],
+    args: &'static [&'static str],
+    helper: (&'static str, usize),
+    status: i32,
+    lines: &'static [&'static str],
+    summary: [u32; 5],
 }
 
-#[test]
-fn a_page_taken_during_the_fill_is_tbrok_pool_changed() {
-    if !ready() {
-        return;
-    }
-    let g = pool_guard();
-    let expected = empty_pool(&g);
+const BROK: [u32; 5] = [0, 0, 1, 0, 0];
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // Right after the pool was raised to 2 and the file opened, one of the two pages goes.
+    Case { name: "steal before the fill", inject: &["steal", "memfd_create", P2M], args: &["shared", "-i", "3"],
+        helper: ("stole 1 hugepage(s) of 2097152 bytes at memfd_create #1", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: shared 2M: the pool changed under us: 1 pages available, needed 2"] },
     // The fill is the first fallocate (the racers' hole punches come later): once it has
     // instantiated its page, the page left free goes.
-    let r = run_injected(&["steal", "fallocate", P2M], &["shared", "-i", "3"]);
-    assert!(r.err.contains("at fallocate #1"), "{}", r.err);
-    assert_results(
-        &r,
-        2,
-        &["hugerace: TBROK: shared 2M: the pool changed under us: after taking 1 pages, 0 are available, expected 1"],
-        [0, 0, 1, 0, 0],
-    );
-    assert_clean(&expected, "steal after the fill");
-}
-
-#[test]
-fn a_fill_the_kernel_refuses_is_tbrok_naming_the_errno() {
-    if !ready() {
-        return;
-    }
-    let g = pool_guard();
-    let expected = empty_pool(&g);
+    Case { name: "steal after the fill", inject: &["steal", "fallocate", P2M], args: &["shared", "-i", "3"],
+        helper: ("at fallocate #1", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: shared 2M: the pool changed under us: after taking 1 pages, 0 are available, expected 1"] },
     // Both pages taken between the count and the fill: the kernel refuses the fallocate.
-    let r = run_injected(&["steal", "ftruncate", P2M, "2"], &["private", "-i", "3"]);
-    assert!(r.err.contains("stole 2 hugepage(s)"), "{}", r.err);
-    assert_results(
-        &r,
-        2,
-        &["hugerace: TBROK: private 2M: instantiating 1 pages failed: ENOSPC (the pool changed under us, or a hugetlb cgroup limit?)"],
-        [0, 0, 1, 0, 0],
-    );
-    assert_clean(&expected, "fill refused");
-}
+    Case { name: "fill refused", inject: &["steal", "ftruncate", P2M, "2"], args: &["private", "-i", "3"],
+        helper: ("stole 2 hugepage(s)", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: private 2M: instantiating 1 pages failed: ENOSPC (the pool changed under us, or a hugetlb cgroup limit?)"] },
+    // Writing nr_hugepages "succeeds" without a page more, as on a fragmented machine.
+    Case { name: "pool not raised", inject: &["--fd", "0", "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "return", "write", "2"],
+        args: &["shared", "-i", "3"], helper: ("skipped write #1, returned 2", 1), status: 32, summary: [0, 0, 0, 1, 0],
+        lines: &["hugerace: TCONF: shared 2M: asked the kernel for 2 2M hugepages, it gave 0 (memory too fragmented or too small); reserve them at boot: hugepagesz=2M hugepages=2"] },
+    // The first racer to pin itself is held there (a ptrace stop) until it is killed.
+    Case { name: "shared racer stuck in setup", inject: &["hold", "sched_setaffinity"], args: &["shared", "-i", "3"],
+        helper: ("holding tid", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: shared 2M: only 1 of 2 racers finished their setup within 2 s"] },
+    Case { name: "private racer stuck in setup", inject: &["hold", "sched_setaffinity"], args: &["private", "-i", "3"],
+        helper: ("holding tid", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: private 2M: only 1 of 2 racers finished their setup within 2 s"] },
+    // The shared page goes back by a hole punch (fallocate, mode PUNCH_HOLE|KEEP_SIZE) and is
+    // reserved again by a MAP_FIXED mapping; the private one is replaced by a MAP_FIXED
+    // mapping (the racer process's first MAP_FIXED maps it before race 1). Each step fails.
+    Case { name: "hole punch refused", inject: &["--mask", "1", "3", "3", "fail", "fallocate", "EIO"], args: &["shared", "-i", "5"],
+        helper: ("with errno 5", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: shared 2M: giving the contested page back and reserving it again after race 1 failed: EIO"] },
+    Case { name: "shared page not mapped again", inject: &["--mask", "3", "0x10", "0x10", "fail", "mmap", "EINVAL"], args: &["shared", "-i", "5"],
+        helper: ("failed mmap", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: shared 2M: giving the contested page back and reserving it again after race 1 failed: EINVAL"] },
+    Case { name: "private page not mapped again", inject: &["--after", "1", "--mask", "3", "0x10", "0x10", "fail", "mmap", "EINVAL"],
+        args: &["private", "-i", "5"], helper: ("failed mmap", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: private 2M: giving the contested page back and reserving it again after race 1 failed: EINVAL"] },
+    Case { name: "ftruncate", inject: &["fail", "ftruncate", "ENOSPC"], args: &["shared", "-i", "3"],
+        helper: ("failed ftruncate #1 with errno 28", 1), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: shared 2M: ftruncate: ENOSPC"] },
+    // The contested page: every mapping of a file (not MAP_ANONYMOUS; the direct one and the
+    // aligned retry).
+    Case { name: "contested page not mapped", inject: &["--all", "--mask", "3", "0x20", "0", "fail", "mmap", "ENOMEM"], args: &["private", "-i", "3"],
+        helper: ("failed mmap", 2), status: 2, summary: BROK,
+        lines: &["hugerace: TBROK: private 2M: mmap of the contested page (MAP_PRIVATE): ENOMEM"] },
+];
 
 #[test]
-fn a_kernel_that_gives_fewer_pages_than_asked_is_tconf() {
+fn each_detector_gives_its_exact_result_and_restores_everything() {
     if !ready() {
         return;
     }
     let g = pool_guard();
     let expected = empty_pool(&g);
-    // Writing nr_hugepages "succeeds" without a page more, as on a fragmented machine.
-    let nr = format!("{K2M}/nr_hugepages");
-    let r = run_injected(&["--fd", "0", &nr, "return", "write", "2"], &["shared", "-i", "3"]);
-    assert_results(
-        &r,
-        32,
-        &["hugerace: TCONF: shared 2M: asked the kernel for 2 2M hugepages, it gave 0 (memory too fragmented or too small); reserve them at boot: hugepagesz=2M hugepages=2"],
-        [0, 0, 0, 1, 0],
-    );
-    assert_clean(&expected, "pool not raised");
+    for c in CASES {
+        let r = run_injected(c.inject, c.args);
+        let (says, times) = c.helper;
+        assert_eq!(r.err.matches(says).count(), times, "{}: the helper's report:\n{}", c.name, r.err);
+        assert_results(&r, c.status, c.lines, c.summary);
+        assert!(!r.out.contains("TFAIL"), "{}: {}", c.name, r.out);
+        assert_clean(&expected, c.name);
+    }
 }
 
 // ---- (2) a restore that fails: TWARN, exit bit 4, and the test puts the pool back ----
@@ -179,22 +187,6 @@ fn a_racer_not_on_its_cpu_is_tbrok_naming_both_cpus() {
 }
 
 #[test]
-fn a_racer_stuck_in_setup_is_tbrok_within_the_setup_bound() {
-    if !ready() {
-        return;
-    }
-    let g = pool_guard();
-    let expected = empty_pool(&g);
-    for mode in ["shared", "private"] {
-        // The first racer to pin itself is held there (a ptrace stop) until it is killed.
-        let r = run_injected(&["hold", "sched_setaffinity"], &[mode, "-i", "3"]);
-        assert!(r.err.contains("holding tid"), "{}", r.err);
-        assert_results(&r, 2, &[&format!("hugerace: TBROK: {mode} 2M: only 1 of 2 racers finished their setup within 2 s")], [0, 0, 1, 0, 0]);
-        assert_clean(&expected, mode);
-    }
-}
-
-#[test]
 fn a_racer_whose_parent_is_gone_is_tbrok() {
     if !ready() {
         return;
@@ -209,48 +201,6 @@ fn a_racer_whose_parent_is_gone_is_tbrok() {
     assert!(ok, "{}", r.out);
     assert_eq!(r.code, 2, "{}", r.out);
     assert_clean(&expected, "parent gone");
-}
-
-#[test]
-fn a_failed_page_renewal_between_races_is_tbrok() {
-    if !ready() {
-        return;
-    }
-    let g = pool_guard();
-    let expected = empty_pool(&g);
-    // The shared page goes back by a hole punch (fallocate, mode PUNCH_HOLE|KEEP_SIZE) and is
-    // reserved again by a MAP_FIXED mapping; the private one is replaced by a MAP_FIXED
-    // mapping (the racer process's first MAP_FIXED maps it before race 1). Each step fails.
-    for (mode, spec, errno) in [
-        ("shared", &["--mask", "1", "3", "3", "fail", "fallocate", "EIO"][..], "EIO"),
-        ("shared", &["--mask", "3", "0x10", "0x10", "fail", "mmap", "EINVAL"][..], "EINVAL"),
-        ("private", &["--after", "1", "--mask", "3", "0x10", "0x10", "fail", "mmap", "EINVAL"][..], "EINVAL"),
-    ] {
-        let r = run_injected(spec, &[mode, "-i", "5"]);
-        assert_results(&r, 2, &[&format!("hugerace: TBROK: {mode} 2M: giving the contested page back and reserving it again after race 1 failed: {errno}")], [0, 0, 1, 0, 0]);
-        assert!(!r.out.contains("TFAIL"), "{}", r.out);
-        assert_clean(&expected, mode);
-    }
-}
-
-// ---- the generic syscall-failure family: TBROK with the errno's name, all restored ----
-
-#[test]
-fn a_failed_setup_call_is_tbrok_naming_the_call_and_errno() {
-    if !ready() {
-        return;
-    }
-    let g = pool_guard();
-    let expected = empty_pool(&g);
-    let r = run_injected(&["fail", "ftruncate", "ENOSPC"], &["shared", "-i", "3"]);
-    assert_results(&r, 2, &["hugerace: TBROK: shared 2M: ftruncate: ENOSPC"], [0, 0, 1, 0, 0]);
-    assert_clean(&expected, "ftruncate");
-    // The contested page: every mapping of a file (not MAP_ANONYMOUS; the direct one and
-    // the aligned retry).
-    let r = run_injected(&["--all", "--mask", "3", "0x20", "0", "fail", "mmap", "ENOMEM"], &["private", "-i", "3"]);
-    assert_eq!(r.err.matches("failed mmap").count(), 2, "{}", r.err);
-    assert_results(&r, 2, &["hugerace: TBROK: private 2M: mmap of the contested page (MAP_PRIVATE): ENOMEM"], [0, 0, 1, 0, 0]);
-    assert_clean(&expected, "mmap");
 }
 
 // ---- a racer that stops or comes late, once the race is under way ----

@@ -1,14 +1,12 @@
 //! Every output format against the real pool: a PASS, a FAIL (the negative control
 //! `--leave-free 0 --noreserve`), a CONF (a page size this machine lacks), each with the exit
-//! status of that format's harness. The hugetlbfs format is driven the way libhugetlbfs's
+//! status of that format's harness: one table, a row per format and outcome. The hugetlbfs format is driven the way libhugetlbfs's
 //! `run_tests.py` drives its own test.
 
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-const FAIL: &[&str] = &["--leave-free", "0", "--noreserve"];
 
 struct Run {
     out: String,
@@ -21,13 +19,75 @@ fn go(args: &[&str]) -> Run {
     Run { out: stdout(&o), err: stderr(&o), code: o.status.code().unwrap_or(-1) }
 }
 
-fn with(a: &[&'static str], b: &[&'static str]) -> Vec<&'static str> {
-    a.iter().chain(b).copied().collect()
-}
-
 /// A page size no pool of this machine has (16G, unless this is a machine that has it).
 fn missing_size() -> &'static str {
     if Path::new("/sys/kernel/mm/hugepages/hugepages-16777216kB").exists() { "512G" } else { "16G" }
+}
+
+// ---- the table: format x outcome ------------------------------------------------------------
+
+/// How a case calls hugerace: by its own name, or by the libhugetlbfs test's name as that
+/// project's runner does (`LibhugetlbfsTree`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Hugerace,
+    Runner,
+}
+
+struct Case {
+    name: &'static str,
+    via: Via,
+    /// `SIZE` stands for a page size this machine lacks.
+    args: &'static [&'static str],
+    /// Whether it races on the real pool (root and hugetlb, the pool lock, restored after).
+    races: bool,
+    status: i32,
+    /// What the output must say, beyond the status.
+    check: fn(&Run),
+}
+
+use Via::{Hugerace as H, Runner as R};
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    Case { name: "ltp pass", via: H, args: &["-f", "ltp", "-i", "3"], races: true, status: 0, check: ltp_pass },
+    Case { name: "ltp fail", via: H, args: &["-f", "ltp", "shared", "--leave-free", "0", "--noreserve"], races: true, status: 1, check: ltp_fail },
+    Case { name: "ltp conf", via: H, args: &["-f", "ltp", "-s", "SIZE"], races: false, status: 32, check: ltp_conf },
+    Case { name: "ktap pass", via: H, args: &["-f", "ktap", "-i", "3"], races: true, status: 0, check: ktap_pass },
+    Case { name: "ktap fail", via: H, args: &["-f", "ktap", "private", "--leave-free", "0", "--noreserve"], races: true, status: 1, check: ktap_fail },
+    Case { name: "ktap conf", via: H, args: &["-f", "ktap", "-s", "SIZE"], races: false, status: 4, check: ktap_conf },
+    Case { name: "json pass", via: H, args: &["-f", "json", "-i", "3"], races: true, status: 0, check: json_pass },
+    Case { name: "json fail", via: H, args: &["-f", "json", "shared", "--leave-free", "0", "--noreserve"], races: true, status: 1, check: json_fail },
+    Case { name: "json conf", via: H, args: &["-f", "json", "-s", "SIZE"], races: false, status: 32, check: json_conf },
+    // The runner reads 0 pass, 1 bad configuration, 2 fail.
+    Case { name: "hugetlbfs pass shared", via: R, args: &["shared"], races: true, status: 0, check: hugetlbfs_pass },
+    Case { name: "hugetlbfs pass private", via: R, args: &["private"], races: true, status: 0, check: hugetlbfs_pass },
+    // hugerace's own options still work under the libhugetlbfs name.
+    Case { name: "hugetlbfs pass with options", via: R, args: &["private", "-i", "5", "-n", "2"], races: true, status: 0, check: hugetlbfs_pass },
+    Case { name: "hugetlbfs fail", via: R, args: &["shared", "--leave-free", "0", "--noreserve"], races: true, status: 2, check: hugetlbfs_fail },
+    Case { name: "hugetlbfs conf", via: R, args: &["shared", "-s", "SIZE"], races: false, status: 1, check: hugetlbfs_conf },
+];
+
+#[test]
+fn each_format_tells_each_outcome_with_its_harness_status() {
+    let racing = need_root_hugetlb();
+    let t = LibhugetlbfsTree::new();
+    for c in CASES {
+        if c.races && !racing {
+            continue;
+        }
+        let g = c.races.then(pool_guard);
+        let args: Vec<&str> = c.args.iter().map(|&a| if a == "SIZE" { missing_size() } else { a }).collect();
+        let r = match c.via {
+            Via::Hugerace => go(&args),
+            Via::Runner => t.run(&args),
+        };
+        assert_eq!(r.code, c.status, "{} (the runner's {:?}): {}{}", c.name, kind(r.code), r.out, r.err);
+        (c.check)(&r);
+        if let Some(g) = g {
+            g.assert_restored();
+        }
+    }
 }
 
 // ---- ltp ----------------------------------------------------------------------------------
@@ -37,14 +97,7 @@ fn ltp_summary(out: &str, passed: u32, failed: u32, skipped: u32) {
     assert!(out.ends_with(&want), "summary: want {want:?} in\n{out}");
 }
 
-#[test]
-fn ltp_pass() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let r = go(&["-f", "ltp", "-i", "3"]);
-    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+fn ltp_pass(r: &Run) {
     assert!(r.out.contains("hugerace: TPASS: shared "), "{}", r.out);
     assert!(r.out.contains("hugerace: TPASS: private "), "{}", r.out);
     // Results go to stdout, LTP's habit of stderr notwithstanding; stderr stays empty.
@@ -53,27 +106,15 @@ fn ltp_pass() {
         assert!(l.starts_with("hugerace: TINFO: ") || l.starts_with("hugerace: TPASS: "), "{l}");
     }
     ltp_summary(&r.out, 2, 0, 0);
-    g.assert_restored();
 }
 
-#[test]
-fn ltp_fail() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let r = go(&with(&["-f", "ltp", "shared"], FAIL));
-    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+fn ltp_fail(r: &Run) {
     let line = r.out.lines().find(|l| l.starts_with("hugerace: TFAIL: shared ")).unwrap_or_else(|| panic!("{}", r.out));
     assert!(line.contains("SIGBUS"), "{line}");
     ltp_summary(&r.out, 0, 1, 0);
-    g.assert_restored();
 }
 
-#[test]
-fn ltp_conf() {
-    let r = go(&["-f", "ltp", "-s", missing_size()]);
-    assert_eq!(r.code, 32, "{}{}", r.out, r.err);
+fn ltp_conf(r: &Run) {
     assert!(r.out.starts_with("hugerace: TCONF: "), "{}", r.out);
     ltp_summary(&r.out, 0, 0, 1);
 }
@@ -108,14 +149,7 @@ fn ktap(out: &str) -> Vec<(bool, String)> {
     results
 }
 
-#[test]
-fn ktap_pass() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let r = go(&["-f", "ktap", "-i", "3"]);
-    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+fn ktap_pass(r: &Run) {
     let res = ktap(&r.out);
     assert_eq!(res.len(), 2);
     assert!(res[0].0 && res[0].1.starts_with("shared "), "{res:?}");
@@ -123,36 +157,23 @@ fn ktap_pass() {
     assert!(!r.out.contains("# SKIP"), "{}", r.out);
     assert!(r.out.contains(": 3 races, 0 failed, skew p50 "), "figures as diagnostics:\n{}", r.out);
     assert!(r.out.ends_with("# Totals: pass:2 fail:0 xfail:0 xpass:0 skip:0 error:0\n"), "{}", r.out);
-    g.assert_restored();
 }
 
-#[test]
-fn ktap_fail() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let r = go(&with(&["-f", "ktap", "private"], FAIL));
-    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+fn ktap_fail(r: &Run) {
     let res = ktap(&r.out);
     assert_eq!(res.len(), 1);
     assert!(!res[0].0 && res[0].1.starts_with("private "), "{res:?}");
     assert!(r.out.lines().any(|l| l.starts_with("# private ") && l.contains("SIGBUS")), "the reason as a diagnostic:\n{}", r.out);
     assert!(r.out.contains("# Totals: pass:0 fail:1 "), "{}", r.out);
-    g.assert_restored();
 }
 
-#[test]
-fn ktap_conf() {
-    let size = missing_size();
-    let r = go(&["-f", "ktap", "-s", size]);
-    assert_eq!(r.code, 4, "{}{}", r.out, r.err);
+fn ktap_conf(r: &Run) {
     let res = ktap(&r.out);
     assert_eq!(res.len(), 1);
     let (ok, rest) = &res[0];
     assert!(*ok, "a skip is an ok line: {rest}");
     let (_, reason) = rest.split_once(" # SKIP ").unwrap_or_else(|| panic!("no '# SKIP reason': {rest}"));
-    assert!(reason.contains(size), "{reason}");
+    assert!(reason.contains(missing_size()), "{reason}");
     assert!(r.out.contains(" skip:1 "), "{}", r.out);
 }
 
@@ -166,15 +187,8 @@ fn json(r: &Run) -> serde_json::Value {
     v
 }
 
-#[test]
-fn json_pass() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let r = go(&["-f", "json", "-i", "3"]);
-    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
-    let v = json(&r);
+fn json_pass(r: &Run) {
+    let v = json(r);
     let res = v["results"].as_array().expect("results");
     assert_eq!(res.len(), 2);
     for (x, mode) in res.iter().zip(["shared", "private"]) {
@@ -185,30 +199,18 @@ fn json_pass() {
         assert_eq!(x["failed"].as_u64(), Some(0), "{x}");
         assert!(x["skew_ns"]["p50"].is_u64(), "{x}");
     }
-    g.assert_restored();
 }
 
-#[test]
-fn json_fail() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let r = go(&with(&["-f", "json", "shared"], FAIL));
-    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
-    let v = json(&r);
+fn json_fail(r: &Run) {
+    let v = json(r);
     let x = &v["results"][0];
     assert_eq!(x["result"], "fail", "{x}");
     assert_eq!(x["failed"].as_u64(), Some(1), "{x}");
     assert!(x["message"].as_str().unwrap_or("").contains("SIGBUS"), "{x}");
-    g.assert_restored();
 }
 
-#[test]
-fn json_conf() {
-    let r = go(&["-f", "json", "-s", missing_size()]);
-    assert_eq!(r.code, 32, "{}{}", r.out, r.err);
-    let v = json(&r);
+fn json_conf(r: &Run) {
+    let v = json(r);
     let res = v["results"].as_array().expect("results");
     assert_eq!(res.len(), 1);
     assert_eq!(res[0]["result"], "skip", "{}", res[0]);
@@ -232,8 +234,8 @@ impl LibhugetlbfsTree {
 
     /// As `run_test_prog` does: PATH and LD_LIBRARY_PATH pointing at the obj dirs, the page
     /// size in HUGETLB_DEFAULT_PAGE_SIZE, the command run by name, stdout captured and
-    /// stripped (stderr goes where the runner's goes), then the status classified.
-    fn run(&self, args: &[&str]) -> (&'static str, String) {
+    /// stripped (stderr goes where the runner's goes); `kind` classifies the status.
+    fn run(&self, args: &[&str]) -> Run {
         let path = format!("./obj64:../obj64:{}", std::env::var("PATH").unwrap_or_default());
         let o = Command::new("timeout")
             .args(["-k", "5", "300", "alloc-instantiate-race"])
@@ -246,17 +248,20 @@ impl LibhugetlbfsTree {
             .stderr(Stdio::inherit())
             .output()
             .expect("spawn the test");
-        let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        let kind = match o.status.code() {
-            Some(0) => "pass",
-            Some(1) => "config",
-            Some(2) => "fail",
-            Some(3) => "xfail",
-            Some(4) => "xpass",
-            None => "signal",
-            Some(_) => "strange",
-        };
-        (kind, out)
+        Run { out: String::from_utf8_lossy(&o.stdout).trim().to_string(), err: String::new(), code: o.status.code().unwrap_or(-1) }
+    }
+}
+
+/// How libhugetlbfs's runner sorts a test by its exit status.
+fn kind(code: i32) -> &'static str {
+    match code {
+        0 => "pass",
+        1 => "config",
+        2 => "fail",
+        3 => "xfail",
+        4 => "xpass",
+        -1 => "signal",
+        _ => "strange",
     }
 }
 
@@ -270,45 +275,21 @@ fn first_word(out: &str) -> &str {
     out.split_whitespace().next().unwrap_or("")
 }
 
-#[test]
-fn hugetlbfs_pass() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let t = LibhugetlbfsTree::new();
-    for mode in ["shared", "private"] {
-        let (kind, out) = t.run(&[mode]);
-        assert_eq!((kind, out.as_str()), ("pass", "PASS"), "{mode}");
-    }
-    // hugerace's own options still work under the libhugetlbfs name.
-    let (kind, out) = t.run(&["private", "-i", "5", "-n", "2"]);
-    assert_eq!((kind, out.as_str()), ("pass", "PASS"));
-    g.assert_restored();
+fn hugetlbfs_pass(r: &Run) {
+    assert_eq!(r.out, "PASS");
 }
 
-#[test]
-fn hugetlbfs_fail() {
-    if !need_root_hugetlb() {
-        return;
-    }
-    let g = pool_guard();
-    let t = LibhugetlbfsTree::new();
-    let (kind, out) = t.run(&with(&["shared"], FAIL));
-    assert_eq!(kind, "fail", "{out}");
-    assert_eq!(first_word(&out), "FAIL", "{out}");
+fn hugetlbfs_fail(r: &Run) {
+    let out = &r.out;
+    assert_eq!(first_word(out), "FAIL", "{out}");
     assert!(out.starts_with("FAIL\t"), "FAIL then a tab: {out:?}");
     assert!(out.contains("SIGBUS"), "{out}");
     assert_eq!(out.lines().count(), 1, "one verdict line: {out}");
-    g.assert_restored();
 }
 
-#[test]
-fn hugetlbfs_conf() {
-    let t = LibhugetlbfsTree::new();
-    let (kind, out) = t.run(&["shared", "-s", missing_size()]);
-    assert_eq!(kind, "config", "{out}");
-    assert_eq!(first_word(&out), "Bad", "{out}");
+fn hugetlbfs_conf(r: &Run) {
+    let out = &r.out;
+    assert_eq!(first_word(out), "Bad", "{out}");
     assert!(out.starts_with("Bad configuration: "), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
 }
@@ -316,14 +297,14 @@ fn hugetlbfs_conf() {
 #[test]
 fn hugetlbfs_without_a_mode_prints_its_usage_as_a_bad_configuration() {
     let t = LibhugetlbfsTree::new();
-    let (kind, out) = t.run(&[]);
-    assert_eq!(kind, "config", "{out}");
-    assert!(out.starts_with("Bad configuration: Usage: alloc-instantiate-race <private|shared>"), "{out}");
+    let r = t.run(&[]);
+    assert_eq!(kind(r.code), "config", "{}", r.out);
+    assert!(r.out.starts_with("Bad configuration: Usage: alloc-instantiate-race <private|shared>"), "{}", r.out);
     // A bad command line is a bad configuration too, never a FAIL (2) of the kernel.
     for bad in [&["sideways"][..], &["shared", "-i", "x"], &["shared", "--bogus"]] {
-        let (kind, out) = t.run(bad);
-        assert_eq!(kind, "config", "{bad:?}: {out}");
-        assert!(out.starts_with("Bad configuration: "), "{bad:?}: {out}");
+        let r = t.run(bad);
+        assert_eq!(kind(r.code), "config", "{bad:?}: {}", r.out);
+        assert!(r.out.starts_with("Bad configuration: "), "{bad:?}: {}", r.out);
     }
     // The same behaviour under hugerace's own name with -f hugetlbfs.
     let r = go(&["-f", "hugetlbfs"]);

@@ -10,52 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const NR: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
-const OVERCOMMIT: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages";
-
-fn status(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn read_knob(path: &str) -> u64 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
-}
-
-fn write_knob(path: &str, v: u64) {
-    std::fs::write(path, v.to_string()).unwrap();
-}
-
-fn free_2m() -> u64 {
-    read_knob("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-}
-
-/// Mounts and /run entries hugerace could leave behind.
-fn leftovers() -> (Vec<String>, Vec<String>) {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default().lines().filter(|l| l.starts_with("hugerace ") || l.contains("/run/hugerace")).map(String::from).collect();
-    let run = std::fs::read_dir("/run").map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("hugerace.")).collect()).unwrap_or_default();
-    (mounts, run)
-}
-
-fn assert_clean(expected: &PoolState, what: &str) {
-    assert_eq!(&PoolState::read(), expected, "{what}: pool or overcommit not restored");
-    assert_eq!(leftovers(), (vec![], vec![]), "{what}: mounts or /run entries left");
-}
-
 fn pids_alive(pids: &[u32]) -> Vec<u32> {
     pids.iter().copied().filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "))).collect()
-}
-
-/// The child processes of `pid` (the racers in shared mode).
-fn children(pid: u32) -> Vec<u32> {
-    let mut v = Vec::new();
-    if let Ok(d) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in d.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                v.extend(s.split_whitespace().filter_map(|w| w.parse::<u32>().ok()));
-            }
-        }
-    }
-    v
 }
 
 fn assert_gone(pids: &[u32], what: &str) {
@@ -170,7 +126,7 @@ fn termination_signals_during_setup_are_tbrok_and_restore_everything() {
     let g = pool_guard();
     // An empty pool and overcommit on: setup writes both knobs, and --no-memfd mounts.
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 4);
+    set_knob("nr_overcommit_hugepages", 4);
     let expected = PoolState::read();
     let mut tbrok = 0;
     for (k, delay_ms) in (0..24u64).map(|d| d * 2).enumerate() {
@@ -210,14 +166,14 @@ fn termination_signals_while_racing_are_tbrok_and_restore_everything() {
     }
     let g = pool_guard();
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 4);
+    set_knob("nr_overcommit_hugepages", 4);
     let expected = PoolState::read();
     for mode in ["shared", "private"] {
         for (sig, name) in SIGNALS {
             let mut r = spawn(&[], &[mode, "-I", "30"]);
             assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
             std::thread::sleep(Duration::from_millis(300));
-            assert_eq!(read_knob(OVERCOMMIT), 0, "overcommit must be 0 while racing");
+            assert_eq!(knob("nr_overcommit_hugepages"), 0, "overcommit must be 0 while racing");
             let kids = children(r.pid());
             let t0 = Instant::now();
             r.signal(sig);
@@ -254,13 +210,13 @@ fn every_terminating_signal_while_racing_is_tbrok_and_restores_everything() {
     }
     let g = pool_guard();
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 4);
+    set_knob("nr_overcommit_hugepages", 4);
     let expected = PoolState::read();
     for (k, (sig, name)) in OTHER_SIGNALS.iter().enumerate() {
         let mode = if k % 2 == 0 { "shared" } else { "private" };
         let mut r = spawn(&[], &[mode, "-I", "30"]);
         assert!(r.wait_line(": took ", 10), "no setup line: {:?}", r.seen);
-        assert_eq!(read_knob(NR), 2, "the pool is raised while racing");
+        assert_eq!(knob("nr_hugepages"), 2, "the pool is raised while racing");
         let kids = children(r.pid());
         // kill(1) takes a number for the realtime signals.
         let sig = if sig.parse::<u32>().is_ok() { sig.to_string() } else { format!("SIG{sig}") };
@@ -283,7 +239,7 @@ fn a_reader_that_goes_away_is_tbrok_naming_sigpipe_and_restores_everything() {
     }
     let g = pool_guard();
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 4);
+    set_knob("nr_overcommit_hugepages", 4);
     let expected = PoolState::read();
     for mode in ["shared", "private"] {
         // `hugerace -I 2 -v | head -c 10`: the reader is gone before the results are written.
@@ -344,18 +300,18 @@ fn another_process_s_surplus_pages_stay_surplus() {
     }
     let g = pool_guard();
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 2);
+    set_knob("nr_overcommit_hugepages", 2);
     let expected = PoolState::read();
     // A process holds 2 surplus pages (overcommit 2, persistent pool 0) across the run.
     let mut holder = KillOnDrop(Command::new(helper("steal")).args(["2097152", "2", "30"]).stdout(Stdio::piped()).spawn().unwrap());
     let mut lines = BufReader::new(holder.0.stdout.take().unwrap()).lines();
     assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("grabbed 2"))), "the helper could not take 2 surplus pages");
-    let surplus = || read_knob("/sys/kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages");
-    assert_eq!((read_knob(NR), surplus()), (2, 2), "2 pages, both surplus");
+    let surplus = || knob("surplus_hugepages");
+    assert_eq!((knob("nr_hugepages"), surplus()), (2, 2), "2 pages, both surplus");
     let o = run(&["shared", "-i", "20"]);
     assert_eq!(status(&o), 0, "{}", stdout(&o));
     // While the holder lives its pages are still counted; they must still be surplus.
-    assert_eq!((read_knob(NR), surplus(), read_knob(OVERCOMMIT)), (2, 2, 2), "the holder's pages turned persistent:\n{}", stdout(&o));
+    assert_eq!((knob("nr_hugepages"), surplus(), knob("nr_overcommit_hugepages")), (2, 2, 2), "the holder's pages turned persistent:\n{}", stdout(&o));
     drop(holder);
     // Gone with the holder: the persistent pool is what it was.
     assert_clean(&expected, "surplus pages of another process");
@@ -371,7 +327,7 @@ fn sigkill_of_the_parent_leaves_no_racer_and_only_the_documented_pool_value() {
     let g = pool_guard();
     for (mode, extra) in [("shared", None), ("private", None), ("shared", Some("--no-memfd"))] {
         g.set_nr(2048, 0);
-        write_knob(OVERCOMMIT, 4);
+        set_knob("nr_overcommit_hugepages", 4);
         let mut args = vec![mode, "-I", "30"];
         args.extend(extra);
         let mut r = spawn(&[], &args);
@@ -391,13 +347,13 @@ fn sigkill_of_the_parent_leaves_no_racer_and_only_the_documented_pool_value() {
         assert_eq!(pids_alive(&[pid]), Vec::<u32>::new(), "{what}");
         // What the README says is left: the raised pool and overcommit 0; the pages
         // themselves went back with the process, and no mount or directory remains.
-        assert_eq!(read_knob(NR), 2, "{what}: the raised pool is what SIGKILL leaves");
-        assert_eq!(read_knob(OVERCOMMIT), 0, "{what}: overcommit left at 0");
-        assert_eq!(free_2m(), 2, "{what}: the hugepages were freed with the process");
+        assert_eq!(knob("nr_hugepages"), 2, "{what}: the raised pool is what SIGKILL leaves");
+        assert_eq!(knob("nr_overcommit_hugepages"), 0, "{what}: overcommit left at 0");
+        assert_eq!(knob("free_hugepages"), 2, "{what}: the hugepages were freed with the process");
         assert_eq!(leftovers(), (vec![], vec![]), "{what}: mounts or /run entries left");
         // The README's fix.
-        write_knob(NR, 0);
-        write_knob(OVERCOMMIT, 4);
+        set_knob("nr_hugepages", 0);
+        set_knob("nr_overcommit_hugepages", 4);
     }
 }
 
@@ -483,21 +439,21 @@ fn overcommit_is_zero_during_the_run_and_restored_after() {
     }
     let g = pool_guard();
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 4);
+    set_knob("nr_overcommit_hugepages", 4);
     let mut r = spawn(&[], &["shared", "-I", "2"]);
     assert!(r.wait_line(": took ", 10), "{:?}", r.seen);
-    assert_eq!(read_knob(OVERCOMMIT), 0, "overcommit during the run");
+    assert_eq!(knob("nr_overcommit_hugepages"), 0, "overcommit during the run");
     let (code, _, out) = r.finish(20);
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(read_knob(OVERCOMMIT), 4, "overcommit after the run");
-    assert_eq!(read_knob(NR), 0);
+    assert_eq!(knob("nr_overcommit_hugepages"), 4, "overcommit after the run");
+    assert_eq!(knob("nr_hugepages"), 0);
     // Without leave to change the pool, overcommit makes the race impossible: TCONF.
     let o = run(&["--no-pool-change"]);
     let out = stdout(&o);
     assert_eq!(status(&o), 32, "{out}");
     assert!(out.contains("TCONF: shared 2M: nr_overcommit_hugepages is 4"), "{out}");
     assert!(out.contains("echo 0 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages"), "{out}");
-    assert_eq!(read_knob(OVERCOMMIT), 4);
+    assert_eq!(knob("nr_overcommit_hugepages"), 4);
 }
 
 #[test]
@@ -654,13 +610,13 @@ fn knobs_are_written_only_when_needed_with_o_nofollow_and_dirs_are_private() {
     let g = pool_guard();
     // Pool large enough, no overcommit: nothing is written at all.
     g.set_nr(2048, 4);
-    write_knob(OVERCOMMIT, 0);
+    set_knob("nr_overcommit_hugepages", 0);
     let (w, out) = writes(&["shared"]);
     assert!(out.contains("TPASS"), "{out}");
     assert!(w.is_empty(), "writes on a ready pool: {w:#?}");
     // Pool empty, overcommit on, no memfd: the two knobs with O_NOFOLLOW, one 0700 dir.
     g.set_nr(2048, 0);
-    write_knob(OVERCOMMIT, 4);
+    set_knob("nr_overcommit_hugepages", 4);
     let (w, out) = writes(&["shared", "--no-memfd"]);
     assert!(out.contains("TPASS"), "{out}");
     for l in &w {
@@ -673,9 +629,9 @@ fn knobs_are_written_only_when_needed_with_o_nofollow_and_dirs_are_private() {
     let run = std::fs::metadata("/run").unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(run.permissions().mode() & 0o002, 0, "/run is world-writable here");
-    write_knob(OVERCOMMIT, 0);
+    set_knob("nr_overcommit_hugepages", 0);
     g.set_nr(2048, g.before.get(2048, "nr_hugepages").unwrap_or(0));
-    write_knob(OVERCOMMIT, g.before.get(2048, "nr_overcommit_hugepages").unwrap_or(0));
+    set_knob("nr_overcommit_hugepages", g.before.get(2048, "nr_overcommit_hugepages").unwrap_or(0));
     assert_clean(&g.before, "strace");
 }
 

@@ -20,7 +20,7 @@ pub use imp::*;
 
 /// Syscalls whose arguments change shape on 32-bit arches: 64-bit lengths split over two
 /// registers, and the time64 variants that take `__kernel_timespec`. Every 64-bit arch
-/// shares these; the 32-bit arch files (x86, arm) define their own.
+/// shares these; the 32-bit arches share theirs in `bits32`.
 #[cfg(target_pointer_width = "64")]
 mod wide {
     use linux_raw_sys::general as k;
@@ -46,6 +46,12 @@ mod wide {
 #[cfg(target_pointer_width = "64")]
 pub use wide::*;
 
+/// The 32-bit arches' shared wrappers (x86, arm); their files keep only what differs.
+#[cfg(target_pointer_width = "32")]
+mod bits32;
+#[cfg(target_pointer_width = "32")]
+pub use bits32::*;
+
 /// mmap(addr, len, prot, flags, fd, off): six registers and a byte offset, on every 64-bit
 /// arch but s390x (one pointer to the six, in its file); the 32-bit files use mmap2.
 #[cfg(all(target_pointer_width = "64", not(target_arch = "s390x")))]
@@ -69,11 +75,19 @@ pub fn set_restorer(sa: &mut linux_raw_sys::general::kernel_sigaction) {
     let _ = sa;
 }
 
-/// The address to give the kernel for a signal handler: the handler itself, but on x86 a
-/// realigning entry of the arch file's.
+/// The address to give the kernel for a signal handler: the handler itself, but on x86 the
+/// arch file's `signal_entry`, which realigns the stack and calls the handler stored here
+/// (one handler at a time goes through it).
 #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
 pub fn signal_entry_for(handler: usize) -> usize {
     handler
+}
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+static SIGNAL_TARGET: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub fn signal_entry_for(handler: usize) -> usize {
+    SIGNAL_TARGET.store(handler, core::sync::atomic::Ordering::Release);
+    imp::signal_entry as *const () as usize
 }
 
 /// fork through the old clone, for kernels before 5.3 that lack clone3: only the flags

@@ -159,56 +159,38 @@ pub fn cycles() -> u64 {
     t
 }
 
-/// The process entry point. The binary names its Rust start function, which takes the
-/// initial stack pointer and never returns. ELFv1: `_start` is a descriptor in `.opd`.
+/// The head of `_start`, up to the point where r1 still holds the initial stack pointer.
+/// ELFv1: `_start` is a descriptor in `.opd`, and the kernel loads r2 from it.
 #[cfg(target_abi = "elfv1")]
+#[doc(hidden)]
 #[macro_export]
-macro_rules! entry {
-    ($start:path) => {
-        core::arch::global_asm!(
-            ".section .opd,\"aw\"",
-            ".p2align 3",
-            ".globl _start",
-            ".type _start,@function",
-            "_start:",
-            ".quad .L_start_code, .TOC.@tocbase, 0",
-            ".size _start, 24",
-            ".text",
-            ".L_start_code:",
-            "mr 3, 1",
-            "clrrdi 1, 1, 4",
-            "li 0, 0",
-            "stdu 0, -128(1)",
-            "bl {start}",
-            "nop",
-            "trap",
-            start = sym $start,
-        );
+macro_rules! __entry_head {
+    () => {
+        ".section .opd,\"aw\"\n .p2align 3\n .globl _start\n .type _start,@function\n _start:\n \
+         .quad .L_start_code, .TOC.@tocbase, 0\n .size _start, 24\n .text\n .L_start_code:"
+    };
+}
+/// ELFv2: set r2 to the TOC ourselves.
+#[cfg(not(target_abi = "elfv1"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __entry_head {
+    () => {
+        ".globl _start\n .type _start,@function\n _start:\n \
+         lis 2, .TOC.@highest\n ori 2, 2, .TOC.@higher\n rldicr 2, 2, 32, 31\n oris 2, 2, .TOC.@h\n ori 2, 2, .TOC.@l"
     };
 }
 
 /// The process entry point. The binary names its Rust start function, which takes the
-/// initial stack pointer and never returns. ELFv2: set r2 to the TOC ourselves.
-#[cfg(not(target_abi = "elfv1"))]
+/// initial stack pointer and never returns.
 #[macro_export]
 macro_rules! entry {
     ($start:path) => {
         core::arch::global_asm!(
-            ".globl _start",
-            ".type _start,@function",
-            "_start:",
-            "lis 2, .TOC.@highest",
-            "ori 2, 2, .TOC.@higher",
-            "rldicr 2, 2, 32, 31",
-            "oris 2, 2, .TOC.@h",
-            "ori 2, 2, .TOC.@l",
-            "mr 3, 1",
-            "clrrdi 1, 1, 4",
-            "li 0, 0",
-            "stdu 0, -128(1)",
-            "bl {start}",
-            "nop",
-            "trap",
+            $crate::__entry_head!(),
+            // r3 = the initial stack pointer; a 16-byte aligned frame with back chain 0.
+            "mr 3, 1", "clrrdi 1, 1, 4", "li 0, 0", "stdu 0, -128(1)",
+            "bl {start}", "nop", "trap",
             start = sym $start,
         );
     };

@@ -84,14 +84,10 @@ pub unsafe fn syscall6(n: usize, a: usize, b: usize, c: usize, d: usize, e: usiz
     // outlives the asm.
     unsafe {
         asm!(
-            "push ebp",
-            "push esi",
-            "mov esi, [eax]",
-            "mov ebp, [eax + 4]",
-            "mov eax, [eax + 8]",
+            "push ebp", "push esi",
+            "mov esi, [eax]", "mov ebp, [eax + 4]", "mov eax, [eax + 8]",
             "int 0x80",
-            "pop esi",
-            "pop ebp",
+            "pop esi", "pop ebp",
             inlateout("eax") block.as_ptr() => r, in("ebx") a, in("ecx") b, in("edx") c, in("edi") e,
             options(preserves_flags)
         )
@@ -129,10 +125,7 @@ pub unsafe fn clone(
             // Child: esp = sp, [esp] = arg, [esp+4] = entry.
             "xor ebp, ebp",
             "call dword ptr [esp + 4]",
-            "mov ebx, eax",
-            "mov eax, {exit}",
-            "int 0x80",
-            "ud2",
+            "mov ebx, eax", "mov eax, {exit}", "int 0x80", "ud2",
             "2:",
             "pop esi",
             exit = const k::__NR_exit,
@@ -143,28 +136,18 @@ pub unsafe fn clone(
     r
 }
 
-/// The handler a signal enters through `signal_entry` (set by `signal_entry_for`).
-static SIGNAL_TARGET: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-
 /// Signal handler entry: realign the stack to 16 bytes (as the i386 ABI has it since gcc's
 /// SSE code), copy the three arguments and call the handler. qemu-user can start a handler
 /// with esp unaligned, and SSE spills in it then fault; the kernel itself aligns.
 #[unsafe(naked)]
-unsafe extern "C" fn signal_entry() {
+pub(super) unsafe extern "C" fn signal_entry() {
     naked_asm!(
         "push ebp", "mov ebp, esp", "and esp, -16", "sub esp, 4",
         "push dword ptr [ebp + 16]", "push dword ptr [ebp + 12]", "push dword ptr [ebp + 8]",
         "call dword ptr [{t}]",
         "mov esp, ebp", "pop ebp", "ret",
-        t = sym SIGNAL_TARGET,
+        t = sym super::SIGNAL_TARGET,
     )
-}
-
-/// The address to give the kernel for `handler`: our realigning entry (one handler at a
-/// time goes through it).
-pub fn signal_entry_for(handler: usize) -> usize {
-    SIGNAL_TARGET.store(handler, core::sync::atomic::Ordering::Release);
-    signal_entry as *const () as usize
 }
 
 /// sa_restorer: returning from a handler lands here, with the signal frame at esp.
@@ -204,37 +187,12 @@ macro_rules! entry {
     };
 }
 
-/// mmap2: the offset counts 4096-byte units, whatever the page size.
-#[inline(always)]
-pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> usize {
-    if off % 4096 != 0 || off / 4096 > usize::MAX as u64 {
-        return (linux_raw_sys::errno::EINVAL as usize).wrapping_neg();
-    }
-    // SAFETY: forwarded from the caller.
-    unsafe { syscall6(k::__NR_mmap2 as usize, addr, len, prot, flags, fd, (off / 4096) as usize) }
-}
-
 /// ftruncate64(fd, lo, hi).
 #[inline(always)]
 pub unsafe fn ftruncate(fd: usize, len: u64) -> usize {
     // SAFETY: forwarded from the caller.
     unsafe { syscall3(k::__NR_ftruncate64 as usize, fd, len as usize, (len >> 32) as usize) }
 }
-
-/// fallocate(fd, mode, off_lo, off_hi, len_lo, len_hi).
-#[inline(always)]
-pub unsafe fn fallocate(fd: usize, mode: usize, off: u64, len: u64) -> usize {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        syscall6(k::__NR_fallocate as usize, fd, mode, off as usize, (off >> 32) as usize, len as usize,
-                 (len >> 32) as usize)
-    }
-}
-
-/// The time64 syscalls, which take `__kernel_timespec`.
-pub const NR_FUTEX: u32 = k::__NR_futex_time64;
-pub const NR_CLOCK_GETTIME: u32 = k::__NR_clock_gettime64;
-pub const NR_CLOCK_NANOSLEEP: u32 = k::__NR_clock_nanosleep_time64;
 
 /// The kernel honours a restorer here.
 pub const SA_RESTORER: u32 = k::SA_RESTORER;

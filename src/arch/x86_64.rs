@@ -135,27 +135,17 @@ pub unsafe extern "C" fn restore_rt() {
     naked_asm!("mov eax, {n}", "syscall", "ud2", n = const linux_raw_sys::general::__NR_rt_sigreturn)
 }
 
-/// The handler a signal enters through `signal_entry` (set by `signal_entry_for`).
-static SIGNAL_TARGET: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-
 /// Signal handler entry: realign the stack to the ABI's 16 bytes, then call the handler.
 /// qemu-user (Debian's 7.2) can start a handler with rsp off by 8, and the handler's SSE
 /// spills (movaps) then fault; the kernel itself aligns. Arguments stay in rdi, rsi, rdx.
 #[unsafe(naked)]
-unsafe extern "C" fn signal_entry() {
+pub(super) unsafe extern "C" fn signal_entry() {
     naked_asm!(
         "push rbp", "mov rbp, rsp", "and rsp, -16",
         "call qword ptr [rip + {t}]",
         "mov rsp, rbp", "pop rbp", "ret",
-        t = sym SIGNAL_TARGET,
+        t = sym super::SIGNAL_TARGET,
     )
-}
-
-/// The address to give the kernel for `handler`: our realigning entry (one handler at a
-/// time goes through it).
-pub fn signal_entry_for(handler: usize) -> usize {
-    SIGNAL_TARGET.store(handler, core::sync::atomic::Ordering::Release);
-    signal_entry as *const () as usize
 }
 
 /// Time-stamp counter. `lfence` keeps the read from drifting ahead of earlier loads, so a

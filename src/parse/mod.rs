@@ -52,18 +52,6 @@ pub fn size(s: &[u8]) -> Option<u64> {
     if v == 0 || !v.is_power_of_two() { None } else { Some(v) }
 }
 
-/// Write a byte count in the largest exact unit: 65536 -> 64K, 2097152 -> 2M.
-pub fn write_size(out: &mut crate::out::Line, bytes: u64) {
-    const UNITS: [(u32, u8); 4] = [(40, b'T'), (30, b'G'), (20, b'M'), (10, b'K')];
-    for (shift, unit) in UNITS {
-        if bytes >= 1 << shift && bytes & ((1 << shift) - 1) == 0 {
-            out.u(bytes >> shift).c(unit);
-            return;
-        }
-    }
-    out.u(bytes).c(b'B');
-}
-
 /// `hugepages-2048kB` (a /sys/kernel/mm/hugepages entry) -> 2 MiB in bytes.
 pub fn hugepages_dir(name: &[u8]) -> Option<u64> {
     let rest = name.strip_prefix(b"hugepages-")?;
@@ -277,17 +265,6 @@ pub fn cgroup_path<'a>(text: &'a [u8], controller: Option<&[u8]>) -> Option<&'a 
 /// The `max N` count of a cgroup v2 `hugetlb.<size>.events` file.
 pub fn events_max(text: &[u8]) -> Option<u64> {
     text.split(|&c| c == b'\n').find_map(|l| l.strip_prefix(b"max ").and_then(|v| u64_dec(trim(v))))
-}
-
-/// The name the hugetlb cgroup files give a size: 64KB, 2MB, 1GB.
-pub fn cgroup_size_name(out: &mut crate::out::Line, bytes: u64) {
-    if bytes >= 1 << 30 {
-        out.u(bytes >> 30).s("GB");
-    } else if bytes >= 1 << 20 {
-        out.u(bytes >> 20).s("MB");
-    } else {
-        out.u(bytes >> 10).s("KB");
-    }
 }
 
 #[cfg(test)]

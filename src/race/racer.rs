@@ -1,17 +1,14 @@
 //! The racer's side: setup (signals, pinning), the loop of start line and write, the
-//! closing of an iteration by whichever racer finishes it last, the fault handler, and the
-//! process that hosts private-mode racer threads.
+//! closing of an iteration by whichever racer finishes it last, and the fault handler.
 
 use super::control::*;
-use super::{Crew, HostArg};
-use crate::report::Mode;
+use super::crew::Crew;
+use crate::step::Mode;
 use crate::sys::{self, Errno};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// How long a racer waits at the start line for its partners before giving up (TBROK).
 pub const START_LINE_NS: u64 = 2_000_000_000;
-/// How long the host of private racers waits for each thread to leave.
-const JOIN_NS: u64 = 5_000_000_000;
 /// Affinity masks built on a racer's stack cover CPUs below this: the largest NR_CPUS any
 /// of our architectures can be configured with (a 1 KiB mask, two pages less per racer).
 const MAX_PIN_CPU: u32 = 8192;
@@ -252,58 +249,13 @@ fn pin(me: &Slot) -> Result<(), (u32, Errno)> {
 
 /// The steps every child process of ours takes first: the supervisor alone acts on
 /// termination signals, and the child must not outlive it.
-fn child_setup(crew: &Crew) -> Result<(), (u32, Errno)> {
+pub(super) fn child_setup(crew: &Crew) -> Result<(), (u32, Errno)> {
     sys::block_termination(true).map_err(|e| (STEP_SIGNALS, e))?;
     sys::set_pdeathsig(sys::k::SIGKILL).map_err(|e| (STEP_PDEATHSIG, e))?;
     if sys::getppid() != crew.parent {
         return Err((STEP_PARENT_GONE, Errno(0)));
     }
     Ok(())
-}
-
-/// Private mode's racer threads live in a process of their own, so that whatever kills
-/// them (a fatal signal ends a whole thread group) leaves the supervisor alive to restore
-/// the pool and report. It maps the contested page itself: a MAP_PRIVATE hugetlb mapping
-/// inherited through fork carries no reservation, so only the process that races on it
-/// can hold iteration 1's state.
-pub(super) fn host(_: usize, a: &HostArg) -> usize {
-    let crew = a.crew;
-    let ctl = crew.ctl();
-    let failed = |step: u32, e: Errno| {
-        ctl.host_errno.store(e.0 as u32, Relaxed);
-        ctl.host_step.store(step, Release);
-        sys::futex_wake(&ctl.started, i32::MAX as u32);
-        sys::exit_group(1)
-    };
-    if let Err((step, e)) = child_setup(crew) {
-        failed(step, e);
-    }
-    if let Err(e) = (crew.renew)() {
-        failed(STEP_MAP, e);
-    }
-    for i in 0..crew.n {
-        if let Err(e) = a.stacks.spawn(i, sys::THREAD_FLAGS, &crew.slot(i).tid, racer, crew) {
-            failed(STEP_CLONE, e);
-        }
-    }
-    // (A bounded wait: the racers' own between-race sleep is the only unbounded futex wait,
-    // which lets a test pick it out.)
-    while ctl.end.load(Acquire) == RUNNING {
-        let _ = sys::futex_wait(&ctl.end, RUNNING, 1_000_000_000);
-    }
-    // Let the threads leave on their own (a stopped one is killed with us).
-    for i in 0..crew.n {
-        let tid = &crew.slot(i).tid;
-        let t0 = sys::monotonic_ns();
-        loop {
-            let t = tid.load(Acquire);
-            if t == 0 || sys::monotonic_ns() - t0 > JOIN_NS {
-                break;
-            }
-            let _ = sys::futex_wait(tid, t, 50_000_000);
-        }
-    }
-    sys::exit_group(0)
 }
 
 pub(super) fn racer(i: usize, crew: &Crew) -> usize {

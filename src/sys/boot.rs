@@ -1,7 +1,9 @@
 //! What PID-1 mode needs beyond the rest of `sys`: a plain fork, descriptor duplication,
 //! sync and power-off.
 
-use super::{k, sc, Errno, Result};
+use super::errno::Errno;
+use super::raw::{check, sc, Result};
+use linux_raw_sys::general as k;
 
 /// Make `new` a copy of `old` (flags 0: the copy survives exec).
 pub fn dup3(old: i32, new: i32) -> Result<()> {
@@ -53,7 +55,7 @@ pub fn fork() -> Result<Forked> {
     let r = match r {
         Err(Errno::ENOSYS) => {
             // SAFETY: as above; the arch layer knows the old clone's argument order.
-            super::check(unsafe { crate::arch::clone_fork(k::SIGCHLD as usize) })
+            check(unsafe { crate::arch::clone_fork(k::SIGCHLD as usize) })
         }
         r => r,
     };

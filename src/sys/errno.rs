@@ -48,6 +48,18 @@ impl Errno {
     }
 }
 
+/// The si_code of a SIGBUS, by name.
+pub fn bus_code(code: i32) -> &'static str {
+    match code {
+        1 => "BUS_ADRALN",
+        2 => "BUS_ADRERR",
+        3 => "BUS_OBJERR",
+        4 => "BUS_MCEERR_AR",
+        5 => "BUS_MCEERR_AO",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

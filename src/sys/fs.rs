@@ -1,6 +1,8 @@
 //! Files, directories and mounts.
 
-use super::{k, sc, Errno, Result};
+use super::errno::Errno;
+use super::raw::{check, sc, Result};
+use linux_raw_sys::general as k;
 use core::ffi::CStr;
 
 pub const AT_FDCWD: i32 = k::AT_FDCWD;
@@ -79,13 +81,13 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<()> {
 
 pub fn ftruncate(fd: &Fd, len: u64) -> Result<()> {
     // SAFETY: plain integer arguments (split in two on 32-bit arches by the arch layer).
-    super::check(unsafe { crate::arch::ftruncate(fd.raw() as usize, len) }).map(drop)
+    check(unsafe { crate::arch::ftruncate(fd.raw() as usize, len) }).map(drop)
 }
 
 pub fn fallocate(fd: &Fd, mode: u32, off: u64, len: u64) -> Result<()> {
     loop {
         // SAFETY: plain integer arguments (split in two on 32-bit arches by the arch layer).
-        match super::check(unsafe { crate::arch::fallocate(fd.raw() as usize, mode as usize, off, len) }) {
+        match check(unsafe { crate::arch::fallocate(fd.raw() as usize, mode as usize, off, len) }) {
             Err(Errno::EINTR) => continue,
             r => return r.map(drop),
         }
@@ -205,9 +207,8 @@ impl PathBuf {
         Ok(self)
     }
     pub fn push_u64(&mut self, v: u64) -> Result<&mut Self> {
-        let mut l = crate::out::Line::new();
-        l.u(v);
-        self.push(l.as_bytes())
+        let mut d = [0u8; 20];
+        self.push(decimal(v, &mut d))
     }
     pub fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -215,4 +216,18 @@ impl PathBuf {
     pub fn cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.buf).unwrap_or(c"")
     }
+}
+
+/// `v` in decimal, in the tail of `d`: one digit loop for paths here and for `out`'s lines.
+pub fn decimal(mut v: u64, d: &mut [u8; 20]) -> &[u8] {
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &d[i..]
 }

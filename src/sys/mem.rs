@@ -1,6 +1,9 @@
 //! Memory mappings: owned, unmapped on drop, and reached only through safe accessors.
 
-use super::{k, sc, Fd, Result};
+use super::errno::Errno;
+use super::fs::Fd;
+use super::raw::{check, sc, Result};
+use linux_raw_sys::general as k;
 use core::marker::PhantomData;
 
 /// An owned mapping of `len` bytes at `addr`.
@@ -15,7 +18,7 @@ pub const PROT_RW: u32 = k::PROT_READ | k::PROT_WRITE;
 fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, off: u64) -> Result<usize> {
     // SAFETY: either a fresh placement chosen by the kernel, or MAP_FIXED over a range the
     // caller owns (a reservation made by `map_aligned`).
-    unsafe { super::check(crate::arch::mmap(addr, len, prot as usize, flags as usize, fd as usize, off)) }
+    unsafe { check(crate::arch::mmap(addr, len, prot as usize, flags as usize, fd as usize, off)) }
 }
 
 impl Mapping {
@@ -49,7 +52,7 @@ impl Mapping {
             }
             let _ = unmap(addr, len);
         }
-        let window = len.checked_add(align).ok_or(super::Errno::ENOMEM)?;
+        let window = len.checked_add(align).ok_or(Errno::ENOMEM)?;
         let base = mmap(0, window, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS | k::MAP_NORESERVE, -1, 0)?;
         let reserve = Mapping { addr: base, len: window };
         let start = (base + align - 1) & !(align - 1);
@@ -79,7 +82,7 @@ impl Mapping {
     fn remap_raw(&self, fd: i32, off: u64, flags: u32) -> Result<()> {
         let a = mmap(self.addr, self.len, PROT_RW, flags | k::MAP_FIXED, fd, off)?;
         if a != self.addr {
-            return Err(super::Errno::EINVAL);
+            return Err(Errno::EINVAL);
         }
         Ok(())
     }
@@ -106,7 +109,7 @@ impl Mapping {
 
     pub fn madvise(&self, off: usize, len: usize, advice: u32) -> Result<()> {
         if off.checked_add(len).is_none_or(|e| e > self.len) {
-            return Err(super::Errno::EINVAL);
+            return Err(Errno::EINVAL);
         }
         // SAFETY: the range lies inside this mapping.
         sc!(k::__NR_madvise, self.addr + off, len, advice).map(drop)
@@ -162,9 +165,9 @@ impl<T: Default + Sync, U: Default + Sync> Shared<T, U> {
     /// A header and `n` slots; `n` must be at least 1.
     pub fn new(n: usize) -> Result<Self> {
         if n == 0 || core::mem::align_of::<T>() > 4096 || core::mem::align_of::<U>() > 4096 {
-            return Err(super::Errno::EINVAL);
+            return Err(Errno::EINVAL);
         }
-        let len = n.checked_mul(core::mem::size_of::<U>()).and_then(|s| s.checked_add(Self::slots_at())).ok_or(super::Errno::ENOMEM)?;
+        let len = n.checked_mul(core::mem::size_of::<U>()).and_then(|s| s.checked_add(Self::slots_at())).ok_or(Errno::ENOMEM)?;
         let map = Mapping::anon(len.max(1), true)?;
         // SAFETY: the fresh mapping is page-aligned (enough for T and U, checked above), large
         // enough for T and n U's, and nothing else refers to it yet.

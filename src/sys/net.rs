@@ -1,7 +1,10 @@
 //! Unix sockets in the abstract namespace: a name that needs no filesystem, vanishes with
 //! its last holder (even after SIGKILL), and tells a peer who holds it (SO_PEERCRED).
 
-use super::{k, sc, Errno, Fd, Result};
+use super::errno::Errno;
+use super::fs::Fd;
+use super::raw::{sc, Result};
+use linux_raw_sys::general as k;
 use linux_raw_sys::net as n;
 
 /// A sockaddr_un for an abstract name: a NUL, then the name (no terminator); returns it

@@ -1,6 +1,9 @@
 //! Processes, threads, signals, scheduling, futexes and clocks.
 
-use super::{k, sc, Errno, Mapping, Result};
+use super::errno::Errno;
+use super::mem::Mapping;
+use super::raw::{check, sc, Result};
+use linux_raw_sys::general as k;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 pub fn getpid() -> i32 {
@@ -80,7 +83,7 @@ fn spawn_at<T: Sync>(lo: usize, len: usize, flags: u32, tid: &AtomicU32, f: fn(u
     // SAFETY: the stack is a live mapping the child alone uses; `tid` outlives the child;
     // the arch child path never returns into this frame.
     let r = unsafe { crate::arch::clone(flags as usize, sp, t, t, 0, launch::<T>, rec) };
-    let p = super::check(r)?;
+    let p = check(r)?;
     // qemu-user forks a process child and lets the *child* store CLONE_PARENT_SETTID, so
     // the parent may read 0 for a while and take the racer for gone. The pid we hold is
     // the same value: store it. (Not for threads: one may already have exited and had its

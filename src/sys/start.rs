@@ -1,6 +1,8 @@
 //! What the kernel hands a new process: argc, argv, envp and the aux vector, read once from
 //! the initial stack.
 
+use super::errno::Errno;
+use super::raw::check;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 static SP: AtomicUsize = AtomicUsize::new(0);
@@ -113,9 +115,9 @@ pub fn page_size() -> usize {
 impl Args {
     /// Replace this process with the program named by argument `i`, passing arguments i..
     /// and this process's environment. Returns only on failure.
-    pub fn exec_from(&self, i: usize) -> super::Errno {
+    pub fn exec_from(&self, i: usize) -> Errno {
         if i >= self.argc {
-            return super::Errno::EINVAL;
+            return Errno::EINVAL;
         }
         let w = core::mem::size_of::<usize>();
         let argv = self.argv + i * w;
@@ -123,10 +125,10 @@ impl Args {
         // SAFETY: argv[i] is NUL-terminated and argv[i..] ends with the kernel's NULL, as
         // does envp right after it.
         let path = unsafe { *(argv as *const usize) };
-        match super::check(unsafe {
+        match check(unsafe {
             crate::arch::syscall3(linux_raw_sys::general::__NR_execve as usize, path, argv, envp)
         }) {
-            Ok(_) => super::Errno(0),
+            Ok(_) => Errno(0),
             Err(e) => e,
         }
     }

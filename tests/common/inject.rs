@@ -1,20 +1,9 @@
 //! The fault injector (tests/helpers/inject.c, a ptrace helper for the x86_64 syscall ABI)
-//! and what the tests that use it share: the 2M knobs, the run record, the exact result
-//! lines and summary, and a clean machine afterwards.
+//! and what the tests that use it share: the run record, the exact result lines and
+//! summary, and an empty 2M pool to start from.
 
 use super::*;
 use std::process::{Command, Output};
-
-pub const K2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
-pub const P2M: &str = "2097152";
-
-pub fn knob(name: &str) -> u64 {
-    std::fs::read_to_string(format!("{K2M}/{name}")).unwrap().trim().parse().unwrap()
-}
-
-pub fn set_knob(name: &str, v: u64) {
-    std::fs::write(format!("{K2M}/{name}"), v.to_string()).unwrap();
-}
 
 /// Root, hugetlb with 2M pages, and the x86_64 syscall ABI the helper speaks; else a
 /// logged SKIP (a failure under CI).
@@ -76,20 +65,6 @@ pub fn assert_results(r: &Run, code: i32, lines: &[&str], summary: [u32; 5]) {
     let want = format!("\nSummary:\npassed   {p}\nfailed   {f}\nbroken   {b}\nskipped  {s}\nwarnings {w}\n");
     assert!(r.out.ends_with(&want), "summary:\n{}", r.out);
     assert_eq!(r.code, code, "exit status:\n{}\n{}", r.out, r.err);
-}
-
-/// Nothing of the run is left: the knobs as expected, no page in use or surplus, no
-/// private mount or /run directory.
-pub fn assert_clean(expected: &PoolState, what: &str) {
-    assert_eq!(&PoolState::read(), expected, "{what}: pool knobs");
-    assert_eq!(knob("free_hugepages"), knob("nr_hugepages"), "{what}: hugepages still in use");
-    assert_eq!(knob("resv_hugepages"), 0, "{what}: hugepages still reserved");
-    assert_eq!(knob("surplus_hugepages"), 0, "{what}: surplus hugepages left");
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    assert!(!mounts.lines().any(|l| l.starts_with("hugerace ") || l.contains("/run/hugerace")), "{what}: mount left:\n{mounts}");
-    let run = std::fs::read_dir("/run").map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("hugerace."))).unwrap_or(false);
-    assert!(!run, "{what}: /run/hugerace.* left");
-    assert_no_racers_left();
 }
 
 /// An empty 2M pool without overcommit, so that hugerace raises it by exactly 2.

@@ -165,6 +165,43 @@ impl Drop for PoolGuard {
     }
 }
 
+/// The 2M pool's sysfs directory, and a 2M page in bytes as the injector's specs name it.
+pub const K2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+pub const P2M: &str = "2097152";
+
+/// A knob or counter of the 2M pool.
+pub fn knob(name: &str) -> u64 {
+    std::fs::read_to_string(format!("{K2M}/{name}")).unwrap().trim().parse().unwrap()
+}
+
+/// Set a knob of the 2M pool (the guard puts it back).
+pub fn set_knob(name: &str, v: u64) {
+    std::fs::write(format!("{K2M}/{name}"), v.to_string()).unwrap();
+}
+
+/// The exit status (-1 for a death by signal).
+pub fn status(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Mounts and /run entries hugerace could leave behind.
+pub fn leftovers() -> (Vec<String>, Vec<String>) {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default().lines().filter(|l| l.starts_with("hugerace ") || l.contains("/run/hugerace")).map(String::from).collect();
+    let run = fs::read_dir("/run").map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("hugerace.")).collect()).unwrap_or_default();
+    (mounts, run)
+}
+
+/// Nothing of the run is left: the knobs as expected, no page in use or surplus, no
+/// private mount or /run directory.
+pub fn assert_clean(expected: &PoolState, what: &str) {
+    assert_eq!(&PoolState::read(), expected, "{what}: pool knobs");
+    assert_eq!(knob("free_hugepages"), knob("nr_hugepages"), "{what}: hugepages still in use");
+    assert_eq!(knob("resv_hugepages"), 0, "{what}: hugepages still reserved");
+    assert_eq!(knob("surplus_hugepages"), 0, "{what}: surplus hugepages left");
+    assert_eq!(leftovers(), (vec![], vec![]), "{what}: mounts or /run entries left");
+    assert_no_racers_left();
+}
+
 /// Run the binary with arguments; never hangs longer than `secs`.
 pub fn run_with_timeout(args: &[&str], secs: u64) -> Output {
     Command::new("timeout").arg("-k").arg("5").arg(secs.to_string()).arg(bin()).args(args).output().expect("spawn hugerace")
@@ -198,9 +235,18 @@ pub fn assert_no_racers_left() {
     assert!(left.is_empty(), "hugerace processes left running: {left:?}");
 }
 
-/// The child processes of `pid`.
+/// The child processes of `pid`, of every thread of it (a racer process, or private mode's
+/// racer threads' process).
 pub fn children(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect()
+    let mut v = Vec::new();
+    if let Ok(d) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in d.flatten() {
+            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                v.extend(s.split_whitespace().filter_map(|w| w.parse::<u32>().ok()));
+            }
+        }
+    }
+    v
 }
 
 /// Wait (10 s at most) until `pid` has `n` children; returns them.

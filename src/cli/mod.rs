@@ -1,6 +1,12 @@
 //! The command line: one table of options drives both parsing and `--help`.
 
+pub use crate::cpus::{CpuList, Racers};
 use crate::parse;
+
+mod help;
+mod options;
+pub use help::{help, version};
+pub use options::{Key, Opt, EXAMPLES, GROUPS, OPTIONS};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Format {
@@ -24,12 +30,6 @@ pub enum RaceKind {
     Dontneed,
 }
 
-/// How many racers: a number, or one per allowed CPU.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Racers {
-    Count(u32),
-    All,
-}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -38,8 +38,8 @@ pub struct Config {
     pub private: bool,
     pub pagesize: PageSel,
     pub racers: Racers,
-    /// `-c`: an explicit CPU list, kept as text and validated here.
-    pub cpus: Option<&'static [u8]>,
+    /// `-c`: an explicit CPU list.
+    pub cpus: Option<CpuList>,
     pub iterations: u64,
     pub duration_s: u64,
     /// How long one iteration may take before the run is TBROK as a hang.
@@ -104,97 +104,9 @@ pub struct Error {
     pub arg: &'static [u8],
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Key {
-    Race,
-    Mode,
-    PageSize,
-    Racers,
-    Cpus,
-    Iterations,
-    Duration,
-    IterationTimeout,
-    Rt,
-    KeepGoing,
-    Offset,
-    NoReserve,
-    LeaveFree,
-    NoPoolChange,
-    Hugetlbfs,
-    NoMemfd,
-    Format,
-    Verbose,
-    Help,
-    Version,
-}
-
-pub struct Opt {
-    pub key: Key,
-    pub short: u8,
-    pub long: &'static str,
-    /// The value's name in help, or "" for a flag.
-    pub value: &'static str,
-    pub help: &'static str,
-    /// Help groups: 0 what to race, 1 how, 2 pool and files, 3 output.
-    pub group: u8,
-}
-
-pub const GROUPS: [&str; 4] = ["What to race", "How to race", "Pool and files", "Output"];
-
-pub const OPTIONS: &[Opt] = &[
-    Opt { key: Key::Race, short: 0, long: "race", value: "RACE", group: 0,
-          help: "alloc (the alloc-instantiate race) or dontneed [alloc]" },
-    Opt { key: Key::Mode, short: b'm', long: "mode", value: "MODE", group: 0,
-          help: "shared (processes), private (threads) or both [both]" },
-    Opt { key: Key::PageSize, short: b's', long: "pagesize", value: "SIZE", group: 0,
-          help: "2M, 1G, 64K, 16M... or all [the default size]" },
-    Opt { key: Key::Racers, short: b'n', long: "racers", value: "N", group: 1,
-          help: "racers, each on its own allowed CPU, or all [2]" },
-    Opt { key: Key::Cpus, short: b'c', long: "cpus", value: "LIST", group: 1,
-          help: "pin the racers: 2,5 or 0-3 [distinct cores]" },
-    Opt { key: Key::Iterations, short: b'i', long: "iterations", value: "N", group: 1,
-          help: "overlapped races per mode and size [1]" },
-    Opt { key: Key::Duration, short: b'I', long: "duration", value: "SECONDS", group: 1,
-          help: "race for this long instead of a count" },
-    Opt { key: Key::IterationTimeout, short: 0, long: "iteration-timeout", value: "SECONDS", group: 1,
-          help: "an iteration longer than this is a hang: TBROK [120]" },
-    Opt { key: Key::Rt, short: 0, long: "rt", value: "", group: 1,
-          help: "racers at SCHED_FIFO where permitted" },
-    Opt { key: Key::KeepGoing, short: 0, long: "keep-going", value: "", group: 1,
-          help: "after a failed race, count it and race on" },
-    Opt { key: Key::Offset, short: 0, long: "offset", value: "NS", group: 1,
-          help: "racers 2.. start NS after racer 1 [swept]" },
-    Opt { key: Key::NoReserve, short: 0, long: "noreserve", value: "", group: 2,
-          help: "map the contested page MAP_NORESERVE" },
-    Opt { key: Key::LeaveFree, short: 0, long: "leave-free", value: "N", group: 2,
-          help: "pages left free [1]; 0 with --noreserve must FAIL" },
-    Opt { key: Key::NoPoolChange, short: 0, long: "no-pool-change", value: "", group: 2,
-          help: "never write nr_hugepages (TCONF if too small)" },
-    Opt { key: Key::Hugetlbfs, short: 0, long: "hugetlbfs", value: "DIR", group: 2,
-          help: "use this hugetlbfs mount, not memfd_create" },
-    Opt { key: Key::NoMemfd, short: 0, long: "no-memfd", value: "", group: 2,
-          help: "no memfd_create, as before Linux 4.14" },
-    Opt { key: Key::Format, short: b'f', long: "format", value: "FMT", group: 3,
-          help: "ltp, ktap, json or hugetlbfs [ltp]" },
-    Opt { key: Key::Verbose, short: b'v', long: "verbose", value: "", group: 3,
-          help: "say more about the setup" },
-    Opt { key: Key::Help, short: b'h', long: "help", value: "", group: 3,
-          help: "this help" },
-    Opt { key: Key::Version, short: b'V', long: "version", value: "", group: 3,
-          help: "version, target and commit" },
-];
-
-pub const EXAMPLES: &[&str] = &[
-    "hugerace                      both modes once on the default size",
-    "hugerace -s all -i 1000       every size the machine has, 1000 races each",
-    "hugerace shared -f ktap       the shared race, reported as KTAP",
-];
-
 /// Upper bounds that keep arithmetic far from overflow; beyond them a value is refused.
 const MAX_COUNT: u64 = 1 << 40;
 const MAX_RACERS: u64 = 65536;
-/// The largest CPU number a racer can be pinned to (race.rs builds masks this big).
-const MAX_CPU: u32 = 8191;
 /// The largest start offset: far beyond any fault, so every race misses.
 const MAX_OFFSET_NS: u64 = 10_000_000_000;
 
@@ -346,26 +258,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
                 Racers::Count(n as u32)
             }
         }
-        Key::Cpus => {
-            let n = parse::cpu_list(val, MAX_CPU, &mut |_| {}).ok_or(Error { msg: "not a CPU list (like 2,5 or 0-3)", arg: val })?;
-            if n < 2 {
-                return Err(Error { msg: "a race needs at least 2 CPUs", arg: val });
-            }
-            // Two racers on one CPU never race: a CPU listed twice anywhere is an error.
-            let mut seen = [0u8; (MAX_CPU as usize + 1) / 8];
-            let mut dup = false;
-            let _ = parse::cpu_list(val, MAX_CPU, &mut |c| {
-                let (byte, bit) = ((c / 8) as usize, 1u8 << (c % 8));
-                if let Some(b) = seen.get_mut(byte) {
-                    dup |= *b & bit != 0;
-                    *b |= bit;
-                }
-            });
-            if dup {
-                return Err(Error { msg: "CPU listed twice", arg: val });
-            }
-            cfg.cpus = Some(val);
-        }
+        Key::Cpus => cfg.cpus = Some(CpuList::new(val).map_err(|msg| Error { msg, arg: val })?),
         Key::Iterations => cfg.iterations = count(val, opt, MAX_COUNT, false)?,
         Key::Duration => cfg.duration_s = count(val, opt, 1 << 32, false)?,
         Key::IterationTimeout => cfg.iteration_timeout_s = count(val, opt, 1 << 32, false)?,
@@ -391,106 +284,4 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&'static str]) -> Result<Config, Error> {
-        match parse(args.iter().map(|s| s.as_bytes()), Config::default())? {
-            Action::Run(c) => Ok(c),
-            a => panic!("{a:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_and_modes() {
-        let c = run(&[]).unwrap();
-        assert!(c.shared && c.private);
-        assert_eq!(c.iterations, 1);
-        assert_eq!(c.leave_free, 1);
-        assert_eq!(c.iteration_timeout_s, 120);
-        let c = run(&["shared"]).unwrap();
-        assert!(c.shared && !c.private);
-        let c = run(&["-m", "private"]).unwrap();
-        assert!(!c.shared && c.private);
-        let c = run(&["--mode=both"]).unwrap();
-        assert!(c.shared && c.private);
-    }
-
-    #[test]
-    fn values() {
-        let c = run(&["-s", "1G", "-n3", "-i", "200", "--leave-free=0", "--noreserve", "-c", "0-2", "--rt", "-f", "json"]).unwrap();
-        assert_eq!(c.pagesize, PageSel::Size(1 << 30));
-        assert_eq!(c.racers, Racers::Count(3));
-        assert_eq!(c.iterations, 200);
-        assert_eq!(c.leave_free, 0);
-        assert!(c.noreserve && c.rt);
-        assert_eq!(c.cpus, Some(&b"0-2"[..]));
-        assert_eq!(c.format, Format::Json);
-        assert_eq!(run(&["-s", "all", "-n", "all"]).unwrap().racers, Racers::All);
-        let c = run(&["--race", "dontneed", "-i", "7"]).unwrap();
-        assert_eq!(c.race, RaceKind::Dontneed);
-        assert!(!c.shared && c.private);
-        let c = run(&["--keep-going", "--offset", "2500"]).unwrap();
-        assert!(c.keep_going);
-        assert_eq!(c.offset_ns, Some(2500));
-        assert_eq!(run(&[]).unwrap().offset_ns, None);
-        assert_eq!(run(&["--iteration-timeout", "5"]).unwrap().iteration_timeout_s, 5);
-        assert!(run(&["--iteration-timeout=0"]).is_err());
-    }
-
-    #[test]
-    fn format_found_ahead() {
-        let f = |a: &[&'static str]| format_given(a.iter().map(|s| s.as_bytes()));
-        assert_eq!(f(&["shared", "-f", "hugetlbfs"]), Some(Format::Hugetlbfs));
-        assert_eq!(f(&["--format=json", "-i", "3"]), Some(Format::Json));
-        assert_eq!(f(&["-fktap", "--bogus"]), Some(Format::Ktap));
-        assert_eq!(f(&["-i", "3", "--", "-f", "json"]), None);
-        assert_eq!(f(&["--foo", "-f"]), None);
-    }
-
-    #[test]
-    fn actions() {
-        assert!(matches!(parse([&b"-h"[..]].into_iter(), Config::default()), Ok(Action::Help)));
-        assert!(matches!(parse([&b"--version"[..]].into_iter(), Config::default()), Ok(Action::Version)));
-    }
-
-    #[test]
-    fn errors_name_the_argument() {
-        let cases: &[(&[&'static str], &str)] = &[
-            (&["--bogus"], "--bogus"),
-            (&["-x"], "-x"),
-            (&["-i"], "-i"),
-            (&["-i", "abc"], "abc"),
-            (&["-i", "0"], "-i"),
-            (&["-i", ""], "-i"),
-            (&["-i", "99999999999999999999999"], "99999999999999999999999"),
-            (&["-i", "-5"], "-5"),
-            (&["-n", "1"], "1"),
-            (&["-s", "3M"], "3M"),
-            (&["-c", "5"], "5"),
-            (&["-c", "1,1"], "1,1"),
-            (&["-n", "3", "-c", "0,1,0"], "0,1,0"),
-            (&["-c", "0-3,2"], "0-3,2"),
-            (&["-c", "0,9000"], "0,9000"),
-            (&["--offset", "x"], "x"),
-            (&["--offset", "99999999999"], "--offset"),
-            (&["--race", "fast"], "fast"),
-            (&["--race", "dontneed", "shared"], "--race dontneed"),
-            (&["--race", "dontneed", "-f", "hugetlbfs"], "--race dontneed"),
-            (&["--race", "dontneed", "-n", "3"], "--race dontneed"),
-            (&["--race", "dontneed", "--leave-free", "2"], "--leave-free"),
-            (&["-c", "x"], "x"),
-            (&["-m", "both", "shared"], "shared"),
-            (&["-v", "-v"], "-v"),
-            (&["--rt=1"], "--rt=1"),
-            (&["sideways"], "sideways"),
-            (&["-f", "xml"], "xml"),
-            (&["--leave-free", "0"], "--leave-free 0"),
-            (&["--hugetlbfs", ""], "--hugetlbfs"),
-        ];
-        for (args, arg) in cases {
-            let e = run(args).unwrap_err();
-            assert_eq!(e.arg, arg.as_bytes(), "{args:?}: {}", e.msg);
-        }
-    }
-}
+mod tests;

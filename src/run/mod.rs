@@ -1,0 +1,212 @@
+//! One invocation, step by step: read the command line, find the hugepage sizes, and for each
+//! size and mode: prepare the pool, open the hugetlb file, take all pages but the last, map
+//! the contested page, start the racers, race, and put everything back. This file is the
+//! invocation and the frame of each mode; `mode` holds one mode's steps, `judge` what the
+//! outcome means.
+
+use crate::cli::{self, Action, Config, Format, PageSel};
+use crate::cpus::{self, Allowed};
+use crate::hugefile::HugeFile;
+use crate::out::{Line, STDERR, STDOUT};
+use crate::pool::{self, MAX_SIZES};
+use crate::race;
+use crate::report::{Figures, Record, Reporter};
+use crate::step::{Mode, Res, Step, Stop};
+use crate::sys::{self, start::Args};
+use judge::Clock;
+
+mod judge;
+mod mode;
+
+/// The program name that makes hugerace speak libhugetlbfs's language.
+pub const LIBHUGETLBFS_NAME: &[u8] = b"alloc-instantiate-race";
+
+fn basename(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&c| c == b'/') {
+        Some(i) => &p[i + 1..],
+        None => p,
+    }
+}
+
+/// The defaults an invocation starts from: libhugetlbfs's format when called by its name.
+pub fn defaults(args: &Args) -> Config {
+    let mut cfg = Config::default();
+    if args.get(0).map(basename) == Some(LIBHUGETLBFS_NAME) {
+        cfg.format = Format::Hugetlbfs;
+        // libhugetlbfs's runner names the page size of each pass in the environment.
+        if let Some(s) = sys::start::env(b"HUGETLB_DEFAULT_PAGE_SIZE").and_then(crate::parse::size) {
+            cfg.pagesize = PageSel::Size(s);
+        }
+    }
+    cfg
+}
+
+/// Run the command line; returns the exit status.
+pub fn main(args: Args, mut base: Config) -> i32 {
+    let words = move || (1..args.len()).filter_map(move |i| args.get(i));
+    // libhugetlbfs's test needs its mode word and calls any bad command line a bad
+    // configuration (status 1, on stdout), never a failure.
+    let libhugetlbfs = cli::format_given(words()).unwrap_or(base.format) == Format::Hugetlbfs;
+    if libhugetlbfs {
+        (base.shared, base.private) = (false, false);
+    }
+    let mut l = Line::new();
+    match cli::parse(words(), base) {
+        Err(e) if libhugetlbfs => {
+            l.s("Bad configuration: ").s(e.msg).s(" '").arg(e.arg).s("'\n");
+            l.emit(STDOUT);
+            1
+        }
+        Err(e) => {
+            l.s("hugerace: ").s(e.msg).s(" '").arg(e.arg).s("' (see hugerace --help)\n");
+            l.emit(STDERR);
+            2
+        }
+        Ok(Action::Run(cfg)) if !cfg.shared && !cfg.private => {
+            l.s("Bad configuration: Usage: alloc-instantiate-race <private|shared> [hugerace options]\n");
+            l.emit(STDOUT);
+            1
+        }
+        Ok(Action::Help) => {
+            cli::help();
+            0
+        }
+        Ok(Action::Version) => {
+            cli::version();
+            0
+        }
+        Ok(Action::Run(cfg)) => run(&cfg),
+    }
+}
+
+/// The sizes to race on, ascending. On failure the reason is in `why`.
+fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES], why: &mut Line) -> Step<usize> {
+    let mut all = [0u64; MAX_SIZES];
+    let n = pool::sizes(&mut all);
+    if n == 0 {
+        return Err(Stop::conf(
+            why.s("no hugetlb support: neither /sys/kernel/mm/hugepages nor Hugepagesize in /proc/meminfo (CONFIG_HUGETLBFS?)"),
+        ));
+    }
+    let want = match (cfg.pagesize, cfg.hugetlbfs) {
+        (PageSel::All, _) => {
+            out[..n].copy_from_slice(&all[..n]);
+            return Ok(n);
+        }
+        (PageSel::Size(s), _) => s,
+        (PageSel::Default, Some(dir)) => HugeFile::mount_page_size(dir, why)?,
+        (PageSel::Default, None) => pool::default_size().unwrap_or(all[0]),
+    };
+    if !all[..n].contains(&want) {
+        why.f("no {size} hugepages on this machine; the kernel offers", &[want]);
+        for s in &all[..n] {
+            why.c(b' ').size(*s);
+        }
+        return Err(Stop::conf(why));
+    }
+    out[0] = want;
+    Ok(1)
+}
+
+pub fn run(cfg: &Config) -> i32 {
+    let mut rep = Reporter::new(cfg.format, cfg.verbose);
+    let origin = Clock::now();
+    let mut why = Line::new();
+    if let Err(e) = sys::catch_termination() {
+        rep.begin(1);
+        rep.stop(b"setup", Stop::sys(&mut why, "sigaction", e), &why);
+        return rep.finish();
+    }
+    let modes: &[Mode] = match (cfg.race, cfg.shared, cfg.private) {
+        (cli::RaceKind::Dontneed, _, _) => &[Mode::Dontneed],
+        (_, true, true) => &[Mode::Shared, Mode::Private],
+        (_, true, false) => &[Mode::Shared],
+        _ => &[Mode::Private],
+    };
+    let mut sizes = [0u64; MAX_SIZES];
+    let nsizes = match select_sizes(cfg, &mut sizes, &mut why) {
+        Ok(n) => n,
+        Err(s) => {
+            rep.begin(1);
+            rep.stop(b"hugepages", s, &why);
+            return rep.finish();
+        }
+    };
+    rep.begin((nsizes * modes.len()) as u32);
+    let mut rel = [0u8; 65];
+    let rl = sys::kernel_release(&mut rel);
+    rep.info(&|l| {
+        l.s(concat!("hugerace ", env!("CARGO_PKG_VERSION"), " on Linux ")).b(&rel[..rl]).s(concat!(" (", env!("HUGERACE_TARGET"), "), base page "))
+            .size(sys::start::page_size() as u64);
+    });
+    let setup = cpus::allowed(&mut why).and_then(|a| cpus::racer_count(cfg.cpus, cfg.racers, &a, &mut why).map(|n| (a, n)));
+    let (allowed, n) = match setup {
+        Ok(x) => x,
+        Err(s) => {
+            for &size in &sizes[..nsizes] {
+                for &mode in modes {
+                    let mut what = Line::new();
+                    what.s(mode.name()).c(b' ').size(size);
+                    rep.stop(what.as_bytes(), s, &why);
+                }
+            }
+            return rep.finish();
+        }
+    };
+    'all: for &size in &sizes[..nsizes] {
+        for &mode in modes {
+            let rec = run_mode(cfg, &mut rep, size, mode, &allowed, n, origin);
+            rep.record(&rec);
+            if let Some(sig) = sys::pending_signal() {
+                // A signal after the last check of a mode (while restoring) still ends the
+                // run as TBROK naming it, never as a plain pass.
+                if rec.res != Res::Brok {
+                    why.clear();
+                    rep.stop(b"run", race::interrupted(&mut why, sig), &why);
+                }
+                break 'all;
+            }
+        }
+    }
+    let mut st = [0u8; 2048];
+    if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st)
+        && let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
+            rep.verbose(&|l| {
+                l.f("peak RSS {} kB", &[kb]);
+            });
+        }
+    rep.finish()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &Allowed, n: u32, origin: Clock) -> Record {
+    let mut rec = Record { mode, pagesize: size, racers: n, cpus: Line::new(), figs: Figures::default(), res: Res::Pass, msg: Line::new() };
+    // One instance per size, from the pool's preparation to its restore (issue 7).
+    let _lock = match crate::lock::take(size, rep, &mut rec.msg) {
+        Ok(l) => l,
+        Err(s) => {
+            rec.res = s.res;
+            return rec;
+        }
+    };
+    let mut pool = None;
+    let mut before = None;
+    let job = mode::Job { size, mode, racers: n, allowed, origin };
+    let r = mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before);
+    if let Err(s) = r {
+        rec.res = s.res;
+    }
+    // (After a TBROK the run proves nothing either way; its reason stands alone.)
+    if let (Some(p), Some(b), Res::Pass | Res::Fail) = (&pool, before, rec.res) {
+        // Every page and mapping of ours is gone by now: the racers were joined, and the
+        // file and the contested mapping were dropped with race_mode's frame.
+        judge::judge_returned(p, &b, &mut rec);
+    }
+    if let Some(mut p) = pool {
+        p.restore(&mut |w| rep.warn(&|l| {
+            l.b(w.as_bytes());
+        }));
+    }
+    rec
+}
+
