@@ -186,6 +186,10 @@ user_lines() { clean "$1" | grep -a -Ev '^\[ *[0-9]+\.[0-9]+\]'; }
 # Check one console; prints the reasons it fails, one per line; no output means it passed.
 verdict() {
     local log=$1 rc=$2 last code s m
+    # `clean | grep -q` stops reading early, and under pipefail the writer's SIGPIPE would
+    # make a line that is there look missing: here a pipeline's status is its last command's.
+    local -
+    set +o pipefail
     [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "QEMU did not end within ${TIMEOUT}s (killed)"
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] && echo "QEMU exited with status $rc"
     clean "$log" | grep -a -q 'Kernel panic' && echo "the kernel panicked: $(clean "$log" | grep -a -m1 'Kernel panic')"
@@ -253,6 +257,8 @@ verdict() {
 # failed=F broken=B`.
 detect_verdict() {
     local log=$1 rc=$2 name=$3 want=$4 expect=$5
+    local -
+    set +o pipefail
     [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "QEMU did not end within ${TIMEOUT}s (killed)"
     clean "$log" | grep -a -q 'Kernel panic' && echo "the kernel panicked: $(clean "$log" | grep -a -m1 'Kernel panic')"
     clean "$log" | grep -a -q 'reboot: Power down' || echo "no 'reboot: Power down' on the console"
