@@ -168,7 +168,7 @@ impl Reporter {
         if r.mode == Mode::Dontneed {
             return self.info(&|l| {
                 l.b(what.as_bytes()).f(if f.iterations == 1 { ": {} race, {} failed" } else { ": {} races, {} failed" }, &[f.iterations, f.failed]).f(
-                    ", madvise p50 {}ns, the write began p50 {}ns p90 {}ns max {}ns after its start (aimed at 2/8 to 8/8 of it in turn), \
+                    ", madvise p50 {}ns, the write began p50 {}ns p90 {}ns max {}ns after its start (aimed at 1/12 to 12/12 of it, the failing aims most), \
                      the write's fault p50 {}ns, overlap {.2}% ({} missed and rerun), {.1} races/s",
                     &[f.madvise_p50, f.skew.p50, f.skew.p90, f.skew.max, f.fault_p50, f.overlap_x100(), f.missed, f.rate_x10()],
                 );
@@ -177,9 +177,14 @@ impl Reporter {
         if f.swept && f.failed > 0 {
             // Where the kernel's window lies: which of racer 2's start offsets failed races.
             self.info(&|l| {
-                l.b(what.as_bytes()).s(": failed races by racer 2's start offset:");
-                for &(ns, races, failed) in f.offsets.iter().filter(|o| o.1 > 0) {
-                    l.f(" {}ns {}/{}", &[ns, failed, races]);
+                let dontneed = r.mode == Mode::Dontneed;
+                l.b(what.as_bytes()).s(if dontneed { ": failed races by where the write was aimed in the madvise:" } else { ": failed races by racer 2's start offset:" });
+                for (i, &(ns, races, failed)) in f.offsets.iter().enumerate().filter(|o| o.1 .1 > 0) {
+                    if dontneed {
+                        l.f(" {}/12 {}/{}", &[i as u64 + 1, failed, races]);
+                    } else {
+                        l.f(" {}ns {}/{}", &[ns, failed, races]);
+                    }
                 }
             });
         }
@@ -362,9 +367,11 @@ fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Rec
             // Its own piece: a long message and these arrays could overflow one line.
             l.emit(STDOUT);
             l.clear();
-            l.s(",\"offsets\":{\"ns\":[");
+            // The dontneed race's entries are twelfths of the madvise's duration, not ns.
+            let twelfths = r.mode == Mode::Dontneed;
+            l.s(if twelfths { ",\"aims\":{\"twelfths\":[" } else { ",\"offsets\":{\"ns\":[" });
             for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(o.0);
+                l.s(if i > 0 { "," } else { "" }).u(if twelfths { i as u64 + 1 } else { o.0 });
             }
             l.s("],\"races\":[");
             for (i, o) in f.offsets.iter().enumerate() {

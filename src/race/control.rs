@@ -38,11 +38,6 @@ pub const WARMUP: u32 = 4;
 /// Missed races in a row that end the run: a CPU that cannot keep up, not bad luck.
 pub const MISS_BOUND: u64 = 100;
 
-/// The dontneed race aims the writer at 2/8, 3/8 ... 8/8 of the madvise's duration in turn:
-/// where the window lies inside the call (after the unmap and the TLB flush, before the
-/// free) depends on the kernel and the machine, so every part of it is tried.
-pub const AIM_STEPS: u64 = 7;
-
 /// The alloc race's start offsets of racers 2.. after racer 1, in ns, swept race by race
 /// unless --offset fixes one. The narrow window between the winner's allocation and its
 /// instantiation wants the loser a little behind, not level (on the narrow mutant under
@@ -111,10 +106,9 @@ pub struct Control {
     pub lap_t0: AtomicU64,
     pub race_ns: AtomicU64,
     /// Ticks after the start at which racers 2.. (the alloc race) or the writer (the dontneed
-    /// race, after the madvise's start) are to store in this race; the sweep's step; the
-    /// dontneed race's madvise's mean duration so far (ticks).
+    /// race, after the madvise's start) are to store in this race; the dontneed race's
+    /// madvise's mean duration so far (ticks).
     pub aim: AtomicU64,
-    pub sweep: AtomicU32,
     pub madvise_ticks: AtomicU64,
     pub skew: Hist,
     pub fault: Hist,

@@ -64,7 +64,7 @@ impl<'a> Crew<'a> {
             offsets: &OFFSETS_NS,
             offset_races: &ctl.bin_races,
             offset_failed: &ctl.bin_failed,
-            swept: ctl.offset_ns.load(Relaxed) == u64::MAX && self.mode != Mode::Dontneed,
+            swept: ctl.offset_ns.load(Relaxed) == u64::MAX || self.mode == Mode::Dontneed,
         }
     }
 

@@ -78,9 +78,7 @@ impl Crew<'_> {
         if dead {
             // A failed race counts, whatever the stamps of the survivors say.
             ctl.iterations.fetch_add(1, Release);
-            if self.mode != Mode::Dontneed {
-                self.next_offset(true);
-            }
+            self.next_aim(true);
             return self.end(FAULTED);
         }
         let overlapped = if self.mode == Mode::Dontneed {
@@ -93,7 +91,7 @@ impl Crew<'_> {
             }
             ctl.fault.add(j.fault);
             let ok = j.overlapped();
-            self.next_offset(false);
+            self.next_aim(false);
             ok
         };
         let done = if overlapped {
@@ -125,13 +123,15 @@ impl Crew<'_> {
         self.release(g)
     }
 
-    /// The alloc race: count the race under its offset (a miss too: an offset that misses
-    /// must not look promising), then pick the next race's: --offset's, or an entry of
-    /// OFFSETS_NS. Three races in four take the entry that has failed races most often so
-    /// far, (failed + 1) / (races + 2), so that an entry never raced looks promising and
-    /// gets its turn early; the fourth takes any entry, so that none is written off after a
-    /// few unlucky races. With no failure at all the least raced entry leads: an even sweep.
-    pub(super) fn next_offset(&self, failed: bool) {
+    /// Count the race under its entry of the sweep (a miss too: an entry that misses must not
+    /// look promising), then aim the next race. The alloc race's entries are OFFSETS_NS (or
+    /// --offset's one); the dontneed race's are twelfths of the madvise's mean duration,
+    /// 1/12 to 12/12, for where the window lies inside the call depends on the machine.
+    /// Three races in four take the entry that has failed races most often so far, (failed
+    /// + 1) / (races + 2), so that an entry never raced looks promising and gets its turn
+    /// early; the fourth takes any entry, so that none is written off after a few unlucky
+    /// races. With no failure at all the least raced entry leads: an even sweep.
+    pub(super) fn next_aim(&self, failed: bool) {
         let ctl = self.ctl();
         let b = ctl.bin.load(Relaxed) as usize % OFFSETS;
         ctl.bin_races[b].fetch_add(1, Relaxed);
@@ -139,25 +139,28 @@ impl Crew<'_> {
             ctl.bin_failed[b].fetch_add(1, Relaxed);
         }
         let fixed = ctl.offset_ns.load(Relaxed);
-        let ns = if fixed != u64::MAX {
-            fixed
-        } else {
-            let r = (sys::cycles() >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-            let rate = |b: usize| (ctl.bin_failed[b].load(Relaxed) as u64 + 1) * 1024 / (ctl.bin_races[b].load(Relaxed) as u64 + 2);
-            // Ties go to the first from a random start, so that equals share the races.
-            let from = (r >> 8) as usize % OFFSETS;
-            let best = (0..OFFSETS).map(|k| (from + k) % OFFSETS).fold(from, |m, b| if rate(b) > rate(m) { b } else { m });
-            let b = if r & 3 == 0 { (r >> 16) as usize % OFFSETS } else { best };
-            ctl.bin.store(b as u32, Relaxed);
-            OFFSETS_NS[b]
-        };
         let (num, den) = (ctl.tick_num.load(Relaxed), ctl.tick_den.load(Relaxed).max(1));
-        ctl.aim.store(ns.saturating_mul(num) / den, Relaxed);
+        if fixed != u64::MAX && self.mode != Mode::Dontneed {
+            return ctl.aim.store(fixed.saturating_mul(num) / den, Relaxed);
+        }
+        let r = (sys::cycles() >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+        let rate = |b: usize| (ctl.bin_failed[b].load(Relaxed) as u64 + 1) * 1024 / (ctl.bin_races[b].load(Relaxed) as u64 + 2);
+        // Ties go to the first from a random start, so that equals share the races.
+        let from = (r >> 8) as usize % OFFSETS;
+        let best = (0..OFFSETS).map(|k| (from + k) % OFFSETS).fold(from, |m, b| if rate(b) > rate(m) { b } else { m });
+        let b = if r & 3 == 0 { (r >> 16) as usize % OFFSETS } else { best };
+        ctl.bin.store(b as u32, Relaxed);
+        let aim = if self.mode == Mode::Dontneed {
+            ctl.madvise_ticks.load(Relaxed) * (b as u64 + 1) / OFFSETS as u64
+        } else {
+            OFFSETS_NS[b].saturating_mul(num) / den
+        };
+        ctl.aim.store(aim, Relaxed);
     }
 
     /// The dontneed race's judge: the writer's store must have faulted (so the madvise had
     /// unmapped the page already) and begun before the madvise returned (so the page was not
-    /// yet surely freed). Then aim the next race's writer at the next step of the sweep.
+    /// yet surely freed). Then aim the next race's writer.
     fn judge_dontneed(&self) -> bool {
         let ctl = self.ctl();
         let (a, b) = (self.slot(0), self.slot(1));
@@ -171,9 +174,9 @@ impl Crew<'_> {
             m => (m * 7 + took) / 8,
         };
         ctl.madvise_ticks.store(avg, Relaxed);
-        let step = ctl.sweep.fetch_add(1, Relaxed) as u64 % AIM_STEPS;
-        ctl.aim.store(avg * (2 + step) / (AIM_STEPS + 1), Relaxed);
-        b.faulted.load(Acquire) != 0 && b0 < a1
+        let overlapped = b.faulted.load(Acquire) != 0 && b0 < a1;
+        self.next_aim(false);
+        overlapped
     }
 
     /// Whether the pool reads as before race 1: the same free pages, the same reservations.
