@@ -2,7 +2,7 @@
 //!
 //! Kernel command line, after `--`: `BLOCKS RACES SIZE KEEPGOING`. For each of BLOCKS
 //! blocks, for each mode (shared, then private): hugerace races RACES times
-//! (`/hugerace -f json -s SIZE -i RACES --keep-going MODE`, one JSON line; with KEEPGOING 0,
+//! (`/hugerace -f json -s SIZE -i RACES --keep-going --offset sweep MODE`, one JSON line; with KEEPGOING 0,
 //! for a hugerace without --keep-going, RACES runs of `-i 1` instead), then forkspin races
 //! RACES times (`/forkspin MODE RACES SIZE`, one `forkspin:` line). Interleaving the two in
 //! blocks gives both the same machine state over the boot. With a fifth argument `dontneed`,
@@ -110,7 +110,7 @@ extern "C" fn start(sp: *const usize) -> ! {
         }
         for mode in [c"shared", c"private"] {
             if keep_going {
-                run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", mode]);
+                run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", c"--offset", c"sweep", mode]);
             } else {
                 for _ in 0..races {
                     run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", c"1", mode]);

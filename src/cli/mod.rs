@@ -47,8 +47,8 @@ pub struct Config {
     pub rt: bool,
     /// `--keep-going`: after a failed race, count it, re-create the state and race on.
     pub keep_going: bool,
-    /// `--offset`: racers after the first start this many ns later in every race; None:
-    /// the offset is swept (the alloc race's default).
+    /// `--offset`: racers after the first start this many ns later in every race (0, level,
+    /// by default); None: `--offset sweep`, the offset is swept and learned.
     pub offset_ns: Option<u64>,
     pub noreserve: bool,
     pub leave_free: u64,
@@ -76,7 +76,7 @@ impl Default for Config {
             iteration_timeout_s: 120,
             rt: false,
             keep_going: false,
-            offset_ns: None,
+            offset_ns: Some(0),
             noreserve: false,
             leave_free: 1,
             no_pool_change: false,
@@ -159,7 +159,7 @@ pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result
         if cfg.format == Format::Hugetlbfs {
             return Err(Error { msg: "libhugetlbfs has no such test; its format is the alloc race's", arg: b"--race dontneed" });
         }
-        if cfg.racers != Racers::Count(2) || cfg.offset_ns.is_some() {
+        if cfg.racers != Racers::Count(2) || seen & (1 << Key::Offset as u32) != 0 {
             return Err(Error { msg: "the dontneed race takes 2 racers and aims its own offset", arg: b"--race dontneed" });
         }
         if cfg.leave_free != 1 {
@@ -264,7 +264,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
         Key::IterationTimeout => cfg.iteration_timeout_s = count(val, opt, 1 << 32, false)?,
         Key::Rt => cfg.rt = true,
         Key::KeepGoing => cfg.keep_going = true,
-        Key::Offset => cfg.offset_ns = Some(count(val, opt, MAX_OFFSET_NS, true)?),
+        Key::Offset => cfg.offset_ns = if val == b"sweep" { None } else { Some(count(val, opt, MAX_OFFSET_NS, true)?) },
         Key::NoReserve => cfg.noreserve = true,
         Key::LeaveFree => cfg.leave_free = count(val, opt, MAX_COUNT, true)?,
         Key::NoPoolChange => cfg.no_pool_change = true,

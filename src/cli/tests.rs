@@ -39,7 +39,8 @@ fn values() {
     let c = run(&["--keep-going", "--offset", "2500"]).unwrap();
     assert!(c.keep_going);
     assert_eq!(c.offset_ns, Some(2500));
-    assert_eq!(run(&[]).unwrap().offset_ns, None);
+    assert_eq!(run(&[]).unwrap().offset_ns, Some(0));
+    assert_eq!(run(&["--offset", "sweep"]).unwrap().offset_ns, None);
     assert_eq!(run(&["--iteration-timeout", "5"]).unwrap().iteration_timeout_s, 5);
     assert!(run(&["--iteration-timeout=0"]).is_err());
 }

@@ -91,6 +91,7 @@ pub struct Control {
     pub bin: AtomicU32,
     pub bin_races: [AtomicU32; OFFSETS],
     pub bin_failed: [AtomicU32; OFFSETS],
+    pub bin_missed: [AtomicU32; OFFSETS],
     /// Run until this many races count (0: until `until_ns`)...
     pub want: AtomicU64,
     /// ...or until this CLOCK_MONOTONIC time (0: no limit).

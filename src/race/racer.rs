@@ -78,9 +78,11 @@ impl Crew<'_> {
         if dead {
             // A failed race counts, whatever the stamps of the survivors say.
             ctl.iterations.fetch_add(1, Release);
-            self.next_aim(true);
+            self.next_aim(true, false);
             return self.end(FAULTED);
         }
+        // The race just run started level, or its racers were staggered on purpose.
+        let level = ctl.aim.load(Relaxed) == 0 && self.mode != Mode::Dontneed;
         let overlapped = if self.mode == Mode::Dontneed {
             self.judge_dontneed()
         } else {
@@ -91,7 +93,7 @@ impl Crew<'_> {
             }
             ctl.fault.add(j.fault);
             let ok = j.overlapped();
-            self.next_aim(false);
+            self.next_aim(false, !ok);
             ok
         };
         let done = if overlapped {
@@ -105,8 +107,11 @@ impl Crew<'_> {
             }
             // On a loaded machine the racers can fall into opposite time slices of their
             // CPUs and stay there, missing race after race: a random pause of up to a
-            // millisecond shakes them out of step.
-            sys::sleep_ns((sys::cycles() >> 4) % 1_000_000);
+            // millisecond shakes them out of step. (A staggered race that missed was
+            // staggered too far: no pause for that.)
+            if level {
+                sys::sleep_ns((sys::cycles() >> 4) % 1_000_000);
+            }
             ctl.iterations.load(Acquire)
         };
         let (want, until) = (ctl.want.load(Relaxed), ctl.until_ns.load(Relaxed));
@@ -130,13 +135,18 @@ impl Crew<'_> {
     /// Three races in four take the entry that has failed races most often so far, (failed
     /// + 1) / (races + 2), so that an entry never raced looks promising and gets its turn
     /// early; the fourth takes any entry, so that none is written off after a few unlucky
-    /// races. With no failure at all the least raced entry leads: an even sweep.
-    pub(super) fn next_aim(&self, failed: bool) {
+    /// races. With no failure at all the least raced entry leads: an even sweep. An entry
+    /// that has missed more than half its races (racer 2 behind racer 1's whole fault) is
+    /// left out once it has had 4, so that no time goes to races that cannot happen.
+    pub(super) fn next_aim(&self, failed: bool, missed: bool) {
         let ctl = self.ctl();
         let b = ctl.bin.load(Relaxed) as usize % OFFSETS;
         ctl.bin_races[b].fetch_add(1, Relaxed);
         if failed {
             ctl.bin_failed[b].fetch_add(1, Relaxed);
+        }
+        if missed {
+            ctl.bin_missed[b].fetch_add(1, Relaxed);
         }
         let fixed = ctl.offset_ns.load(Relaxed);
         let (num, den) = (ctl.tick_num.load(Relaxed), ctl.tick_den.load(Relaxed).max(1));
@@ -144,11 +154,17 @@ impl Crew<'_> {
             return ctl.aim.store(fixed.saturating_mul(num) / den, Relaxed);
         }
         let r = (sys::cycles() >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-        let rate = |b: usize| (ctl.bin_failed[b].load(Relaxed) as u64 + 1) * 1024 / (ctl.bin_races[b].load(Relaxed) as u64 + 2);
+        let races = |b: usize| ctl.bin_races[b].load(Relaxed) as u64;
+        let open = |b: usize| races(b) < 4 || ctl.bin_missed[b].load(Relaxed) as u64 * 2 <= races(b);
+        // Open entries only, rated; the others rate 0 (entry 0, level, always stays open).
+        // (Scaled far up: on a sound kernel the rates fall as 1 / races, and must not all
+        // round down to the closed entries' 0.)
+        let rate = |b: usize| if open(b) || b == 0 { ((ctl.bin_failed[b].load(Relaxed) as u64 + 1) << 32) / (races(b) + 2) } else { 0 };
         // Ties go to the first from a random start, so that equals share the races.
         let from = (r >> 8) as usize % OFFSETS;
         let best = (0..OFFSETS).map(|k| (from + k) % OFFSETS).fold(from, |m, b| if rate(b) > rate(m) { b } else { m });
-        let b = if r & 3 == 0 { (r >> 16) as usize % OFFSETS } else { best };
+        let any = (r >> 16) as usize % OFFSETS;
+        let b = if r & 3 == 0 && rate(any) > 0 { any } else { best };
         ctl.bin.store(b as u32, Relaxed);
         let aim = if self.mode == Mode::Dontneed {
             ctl.madvise_ticks.load(Relaxed) * (b as u64 + 1) / OFFSETS as u64
@@ -175,7 +191,7 @@ impl Crew<'_> {
         };
         ctl.madvise_ticks.store(avg, Relaxed);
         let overlapped = b.faulted.load(Acquire) != 0 && b0 < a1;
-        self.next_aim(false);
+        self.next_aim(false, !overlapped);
         overlapped
     }
 
