@@ -24,7 +24,10 @@
 use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use hugerace::out::Line;
 use hugerace::parse;
-use hugerace::sys::{self, k, Errno, Forked, Mapping, PathBuf, Shared, Stacks};
+use hugerace::sys::{self, k, Errno, Forked, Mapping, Shared};
+
+mod common;
+use common::{read_knob, two_threads, write_knob};
 
 hugerace::entry!(start);
 hugerace::mem_functions!();
@@ -119,21 +122,8 @@ fn race_shared(fd: &sys::Fd, off: u64, size: usize, flags: &[AtomicU32; 2], cpus
 fn private_child(fd: &sys::Fd, off: u64, size: usize, flags: &[AtomicU32; 2], cpus: [u32; 2], extra: u32) -> i32 {
     let Ok(page) = Mapping::map_aligned(fd, off, size, size, k::MAP_PRIVATE | extra) else { return 5 };
     let c = Crew { flags, page: &page, cpus, result: Default::default() };
-    let Ok(stacks) = Stacks::new(2, 64 << 10) else { return 5 };
-    let tids = [AtomicU32::new(0), AtomicU32::new(0)];
-    for (i, tid) in tids.iter().enumerate() {
-        if stacks.spawn(i, sys::THREAD_FLAGS, tid, racer, &c).is_err() {
-            return 5;
-        }
-    }
-    for tid in &tids {
-        loop {
-            let t = tid.load(SeqCst);
-            if t == 0 {
-                break;
-            }
-            let _ = sys::futex_wait(tid, t, 0);
-        }
+    if two_threads(racer, &c).is_err() {
+        return 5;
     }
     c.result.iter().map(|r| r.load(SeqCst) as i32).max().unwrap_or(0)
 }
@@ -145,22 +135,8 @@ fn race_private(fd: &sys::Fd, off: u64, size: usize, flags: &[AtomicU32; 2], cpu
     }
 }
 
-/// One knob of the size's sysfs directory.
-fn knob(dir: &[u8], name: &[u8]) -> Result<PathBuf, Errno> {
-    PathBuf::from(&[dir, name])
-}
 
-fn read_knob(dir: &[u8], name: &[u8]) -> Result<u64, Errno> {
-    let mut buf = [0u8; 32];
-    let n = sys::read_file(knob(dir, name)?.cstr(), &mut buf)?;
-    parse::first_u64(&buf[..n]).ok_or(Errno::EINVAL)
-}
 
-fn write_knob(dir: &[u8], name: &[u8], v: u64) -> Result<(), Errno> {
-    let mut l = Line::new();
-    l.u(v);
-    sys::write_file(knob(dir, name)?.cstr(), l.as_bytes())
-}
 
 /// Free pages no reservation holds.
 fn available(dir: &[u8]) -> Result<u64, Errno> {

@@ -17,10 +17,12 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use hugerace::out::Line;
 use hugerace::parse;
-use hugerace::sys::{self, k, Errno, Forked, Mapping, PathBuf, Stacks};
+use hugerace::sys::{self, k, Errno, Forked, Mapping};
+
+mod common;
+use common::{read_knob, two_threads, write_knob};
 
 hugerace::entry!(start);
 hugerace::mem_functions!();
@@ -57,23 +59,7 @@ fn one_loop(size: usize) -> i32 {
     let Ok(page) = Mapping::anon_hugetlb(size, size, 0) else { return 5 };
     page.store_u32(0, 1);
     let c = Loop { page: &page };
-    let Ok(stacks) = Stacks::new(2, 64 << 10) else { return 5 };
-    let tids = [AtomicU32::new(0), AtomicU32::new(0)];
-    for (i, tid) in tids.iter().enumerate() {
-        if stacks.spawn(i, sys::THREAD_FLAGS, tid, thread, &c).is_err() {
-            return 5;
-        }
-    }
-    for tid in &tids {
-        loop {
-            let t = tid.load(SeqCst);
-            if t == 0 {
-                break;
-            }
-            let _ = sys::futex_wait(tid, t, 0);
-        }
-    }
-    0
+    if two_threads(thread, &c).is_err() { 5 } else { 0 }
 }
 
 fn brok(what: &str, e: Errno) -> ! {
@@ -82,21 +68,8 @@ fn brok(what: &str, e: Errno) -> ! {
     sys::exit_group(2)
 }
 
-fn knob(dir: &[u8], name: &[u8]) -> Result<PathBuf, Errno> {
-    PathBuf::from(&[dir, name])
-}
 
-fn read_knob(dir: &[u8], name: &[u8]) -> Result<u64, Errno> {
-    let mut buf = [0u8; 32];
-    let n = sys::read_file(knob(dir, name)?.cstr(), &mut buf)?;
-    parse::first_u64(&buf[..n]).ok_or(Errno::EINVAL)
-}
 
-fn write_knob(dir: &[u8], name: &[u8], v: u64) -> Result<(), Errno> {
-    let mut l = Line::new();
-    l.u(v);
-    sys::write_file(knob(dir, name)?.cstr(), l.as_bytes())
-}
 
 extern "C" fn start(sp: *const usize) -> ! {
     // SAFETY: `_start` (arch `entry!`) passes the kernel's initial stack pointer.
