@@ -139,16 +139,38 @@ fn initramfs_with_extra_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// examples/forkspin for the host, built if `make test` has not built it yet.
-fn forkspin() -> PathBuf {
+/// An example of `make detect`'s for the host, built if `make test` has not built it yet.
+fn example(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
         .current_dir(root())
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--example", "forkspin"])
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu", "--example", name])
         .status()
         .expect("cargo");
-    assert!(st.success(), "building examples/forkspin failed");
-    root().join("target/x86_64-unknown-linux-gnu/release/examples/forkspin")
+    assert!(st.success(), "building examples/{name} failed");
+    root().join("target/x86_64-unknown-linux-gnu/release/examples").join(name)
+}
+
+fn forkspin() -> PathBuf {
+    example("forkspin")
+}
+
+/// `make detect`'s yardstick for the dontneed race on the host's (fixed) kernel: its loops run
+/// to the end without a SIGBUS or a break, the line reads as boot.sh parses it, and the pool
+/// (set so that exactly one page is free) is put back.
+#[test]
+fn madvrace_runs_and_puts_the_pool_back() {
+    if !common::need_root_hugetlb() {
+        return;
+    }
+    let bin = example("madvrace");
+    let guard = common::pool_guard();
+    let o = Command::new(&bin).args(["50", "2M"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("madvrace: size=2M loops=50 failed=0 broken=0 elapsed_ms="), "{out}");
+    assert!(o.status.success());
+    guard.assert_restored();
+    assert_eq!(Command::new(&bin).output().unwrap().status.code(), Some(2), "no loop count is a usage error");
 }
 
 /// `make detect`'s yardstick on the host kernel: its negative control (every page filled, the
