@@ -111,6 +111,30 @@ pub fn free_resv(size: u64) -> Result<(u64, u64), Errno> {
     }
 }
 
+/// free_hugepages and resv_hugepages of one size, held open: the closing racer reads them
+/// before every race, and two opens and closes less a race count.
+pub struct Census {
+    free: sys::Fd,
+    resv: sys::Fd,
+}
+
+impl Census {
+    /// None without per-size sysfs knobs (then `free_resv` reads /proc/meminfo each time).
+    pub fn open(size: u64) -> Option<Census> {
+        let open = |f: &[u8]| knob(size, f).and_then(|p| sys::open(p.cstr(), sys::k::O_RDONLY));
+        Some(Census { free: open(b"free_hugepages").ok()?, resv: open(b"resv_hugepages").ok()? })
+    }
+
+    pub fn free_resv(&self) -> Result<(u64, u64), Errno> {
+        let read = |fd: &sys::Fd| -> Result<u64, Errno> {
+            let mut buf = [0u8; 32];
+            let n = sys::reread(fd, &mut buf)?;
+            parse::first_u64(&buf[..n]).ok_or(Errno::EINVAL)
+        };
+        Ok((read(&self.free)?, read(&self.resv)?))
+    }
+}
+
 /// TBROK when the counters cannot come from a sound kernel: nothing measured on them means
 /// anything, and it is the kernel's fault, not the machine's configuration.
 pub fn judge(size: u64, c: &Counts, why: &mut Line) -> Step<()> {

@@ -17,11 +17,11 @@ fn the_dontneed_race_passes_on_a_fixed_kernel_from_the_same_state_each_time() {
     }
     let g = pool_guard();
     let expected = empty_pool(&g);
-    // Before each race the closing racer reads resv_hugepages; the injector holds that read
+    // Before each race the closing racer reads resv_hugepages (held open); the injector holds that read
     // 30 ms and says so, and the test reads the pool meanwhile: the page in use, none free,
     // none reserved, every time.
     let resv = format!("{K2M}/resv_hugepages");
-    let mut child = inject_cmd(300, &["--all", "--str", "1", &resv, "delay", "openat", "0.03"], &["--race", "dontneed", "-i", "100", "-f", "json"])
+    let mut child = inject_cmd(300, &["--all", "--fd", "0", &resv, "delay", "read", "0.03"], &["--race", "dontneed", "-i", "100", "-f", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -29,7 +29,7 @@ fn the_dontneed_race_passes_on_a_fixed_kernel_from_the_same_state_each_time() {
     let (mut samples, mut supervisor, mut report) = (Vec::new(), None, String::new());
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if let Some(tid) = line.strip_prefix("inject: openat #").and_then(|l| l.split("(tid ").nth(1)).and_then(|t| t.strip_suffix(')')) {
+        if let Some(tid) = line.strip_prefix("inject: read #").and_then(|l| l.split("(tid ").nth(1)).and_then(|t| t.strip_suffix(')')) {
             let state = (knob("nr_hugepages"), knob("free_hugepages"), knob("resv_hugepages"));
             if *supervisor.get_or_insert(tid.to_string()) != tid {
                 samples.push(state);

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 /// Before every race after the first, the racer that closed the previous race reads
-/// resv_hugepages to check the state it renewed. The injector holds each such read 30 ms
+/// resv_hugepages (held open) to check the state it renewed. The injector holds each such read 30 ms
 /// and says so at once; in that pause, with the next race not yet released,
 /// the test reads the pool itself. (Race 1's state is the one hugerace's TINFO announces,
 /// checked by its supervisor.)
@@ -23,7 +23,7 @@ fn state_before_each_race(mode: &str, noreserve: bool) {
         args.push("--noreserve");
     }
     let want_resv = if noreserve { 0 } else { 1 };
-    let mut child = inject_cmd(300, &["--all", "--str", "1", &resv, "delay", "openat", "0.03"], &args)
+    let mut child = inject_cmd(300, &["--all", "--fd", "0", &resv, "delay", "read", "0.03"], &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -33,7 +33,7 @@ fn state_before_each_race(mode: &str, noreserve: bool) {
     let mut report = String::new();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if let Some(tid) = line.strip_prefix("inject: openat #").and_then(|l| l.split("(tid ").nth(1)).and_then(|t| t.strip_suffix(')')) {
+        if let Some(tid) = line.strip_prefix("inject: read #").and_then(|l| l.split("(tid ").nth(1)).and_then(|t| t.strip_suffix(')')) {
             let state = (knob("free_hugepages"), knob("resv_hugepages"));
             // The supervisor reads first (preparing the pool), before any racer exists.
             if *supervisor.get_or_insert(tid.to_string()) != tid {

@@ -19,6 +19,8 @@ pub struct Crew<'a> {
     pub(super) page: &'a Mapping,
     pub(super) renew: Renew<'a>,
     pub(super) size: u64,
+    /// The counters every race must start from, held open (None: no per-size sysfs).
+    pub(super) census: Option<crate::pool::Census>,
     pub(super) rt: bool,
     pub(super) parent: i32,
     pub(super) mode: Mode,
@@ -33,7 +35,7 @@ impl<'a> Crew<'a> {
         let ctl: Shared<Control, Slot> = Shared::new(n + 1).map_err(|e| Stop::sys(why, "mmap control page", e))?;
         ctl.head().offset_ns.store(offset_ns.unwrap_or(u64::MAX), Relaxed);
         ctl.head().expect_free.store(UNCHECKED, Relaxed);
-        Ok(Crew { ctl, n, page, renew, size, rt, parent: sys::getpid(), mode })
+        Ok(Crew { ctl, n, page, renew, size, census: crate::pool::Census::open(size), rt, parent: sys::getpid(), mode })
     }
 
     pub(super) fn ctl(&self) -> &Control {

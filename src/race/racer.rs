@@ -203,7 +203,11 @@ impl Crew<'_> {
         if free == UNCHECKED {
             return true;
         }
-        let (f, r) = crate::pool::free_resv(self.size).unwrap_or((UNCHECKED, UNCHECKED));
+        let counts = match &self.census {
+            Some(c) => c.free_resv(),
+            None => crate::pool::free_resv(self.size),
+        };
+        let (f, r) = counts.unwrap_or((UNCHECKED, UNCHECKED));
         ctl.seen_free.store(f, Relaxed);
         ctl.seen_resv.store(r, Relaxed);
         f == free && r == resv

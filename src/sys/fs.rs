@@ -73,6 +73,14 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize> {
     Ok(n)
 }
 
+/// Read an open file again from its start (a sysfs attribute is produced anew by each read
+/// at offset 0): one seek and one read instead of an open, a read and a close.
+pub fn reread(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: plain integers; fd is open.
+    sc!(k::__NR_lseek, fd.raw(), 0usize, k::SEEK_SET)?;
+    read(fd.raw(), buf)
+}
+
 /// Write a /proc or /sys knob. O_NOFOLLOW: a knob is never reached through a symlink.
 pub fn write_file(path: &CStr, data: &[u8]) -> Result<()> {
     let fd = open(path, k::O_WRONLY | k::O_NOFOLLOW)?;
