@@ -221,8 +221,9 @@ pub fn stderr(o: &Output) -> String {
 
 /// No hugerace process of ours may outlive a run.
 pub fn assert_no_racers_left() {
-    // Racers end within moments of their parent; give stragglers a second.
-    for _ in 0..10 {
+    // Racers end within moments of their parent; give stragglers (on a loaded machine, a
+    // killed process can take a while to be reaped) five seconds.
+    for _ in 0..50 {
         let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
         if out.stdout.is_empty() {
             return;
@@ -232,7 +233,16 @@ pub fn assert_no_racers_left() {
     let me = std::process::id().to_string();
     let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
     let left: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).filter(|p| *p != me).collect();
-    assert!(left.is_empty(), "hugerace processes left running: {left:?}");
+    // Who they are, for the report: state, parent and command line.
+    let who: Vec<String> = left
+        .iter()
+        .map(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            format!("{p}: {} [{}]", stat.rsplit(')').next().unwrap_or("").trim(), String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect();
+    assert!(left.is_empty(), "hugerace processes left running: {who:?}");
 }
 
 /// The child processes of `pid`, of every thread of it (a racer process, or private mode's
