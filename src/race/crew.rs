@@ -88,7 +88,13 @@ impl<'a> Crew<'a> {
             // A restart (--keep-going): the race that failed chose the next offset already.
             return;
         }
-        {
+        // Only offsets in ns need the ratio: level races (the default) and the dontneed race
+        // (aimed in ticks of the madvise) take no 2 ms for it.
+        let fixed = ctl.offset_ns.load(Relaxed);
+        if fixed == 0 || self.mode == Mode::Dontneed {
+            ctl.tick_num.store(1, Relaxed);
+            ctl.tick_den.store(1, Relaxed);
+        } else {
             let spent = sys::monotonic_ns().saturating_sub(t0.0);
             if spent < 2_000_000 {
                 sys::sleep_ns(2_000_000 - spent);
@@ -101,7 +107,6 @@ impl<'a> Crew<'a> {
         }
         if self.mode != Mode::Dontneed {
             ctl.bin.store(0, Relaxed);
-            let fixed = ctl.offset_ns.load(Relaxed);
             let ns = if fixed == u64::MAX { 0 } else { fixed };
             ctl.aim.store(ns.saturating_mul(ctl.tick_num.load(Relaxed)) / ctl.tick_den.load(Relaxed), Relaxed);
         }
