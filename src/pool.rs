@@ -104,10 +104,9 @@ pub fn counts(size: u64) -> Result<Counts, Errno> {
 /// The free and reserved counts of one size: what every race must start from, read
 /// before each one (two files, not four).
 pub fn free_resv(size: u64) -> Result<(u64, u64), Errno> {
-    let read = |f: &[u8]| knob(size, f).and_then(|p| read_u64(p.cstr()));
-    match (read(b"free_hugepages"), read(b"resv_hugepages")) {
-        (Ok(f), Ok(r)) => Ok((f, r)),
-        _ => counts(size).map(|c| (c.free, c.resv)),
+    match Census::open(size) {
+        Some(c) => c.free_resv(),
+        None => counts(size).map(|c| (c.free, c.resv)),
     }
 }
 
