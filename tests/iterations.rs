@@ -140,9 +140,13 @@ fn missed_races_are_counted_and_raced_again() {
     // around the fault time until a run has both misses and counted races.
     let x = json(&run(&["shared", "-i", "50", "-f", "json"]));
     let fault = x["results"][0]["fault_ns_p50"].as_u64().unwrap().max(1000);
+    // The edge between "none missed" and "all missed" moves with the host's load, so it is
+    // found by bisection between the two once both are seen, not by fixed steps that can
+    // jump over it on every try.
     let mut seen = Vec::new();
+    let (mut none_missed, mut all_missed): (Option<u64>, Option<u64>) = (None, None);
     let mut offset = fault;
-    for _ in 0..10 {
+    for _ in 0..20 {
         let o = run(&["shared", "-i", "100", "--offset", &offset.to_string(), "-f", "json"]);
         let x = json(&o);
         let r = &x["results"][0];
@@ -151,20 +155,31 @@ fn missed_races_are_counted_and_raced_again() {
             // Only the bound may end such a run, and then every race missed: come earlier.
             assert!(r["message"].as_str().unwrap().starts_with("100 races in a row missed"), "{r}");
             seen.push(format!("{offset} ns: all missed"));
-            offset = offset * 2 / 3;
-            continue;
+            all_missed = Some(all_missed.map_or(offset, |a| a.min(offset)));
+        } else {
+            assert_eq!(r["result"], "pass", "{r}");
+            assert_eq!((r["iterations"].as_u64(), r["passed"].as_u64()), (Some(100), Some(100)), "{r}");
+            let msg = r["message"].as_str().unwrap();
+            assert!(msg.ends_with(&format!("(100 overlapped, {missed} missed and rerun)")), "{msg}");
+            assert_eq!(r["overlap_pct"].as_f64().unwrap(), ((10000 * 100 / (100 + missed)) as f64) / 100.0, "{r}");
+            if missed > 0 {
+                assert_clean(&expected, "missed races");
+                return;
+            }
+            seen.push(format!("{offset} ns: none missed"));
+            none_missed = Some(none_missed.map_or(offset, |n| n.max(offset)));
         }
-        assert_eq!(r["result"], "pass", "{r}");
-        assert_eq!((r["iterations"].as_u64(), r["passed"].as_u64()), (Some(100), Some(100)), "{r}");
-        let msg = r["message"].as_str().unwrap();
-        assert!(msg.ends_with(&format!("(100 overlapped, {missed} missed and rerun)")), "{msg}");
-        assert_eq!(r["overlap_pct"].as_f64().unwrap(), ((10000 * 100 / (100 + missed)) as f64) / 100.0, "{r}");
-        if missed > 0 {
-            assert_clean(&expected, "missed races");
-            return;
-        }
-        seen.push(format!("{offset} ns: none missed"));
-        offset = offset * 3 / 2;
+        offset = match (none_missed, all_missed) {
+            (Some(n), Some(a)) if n < a && a - n > 1 => n + (a - n) / 2,
+            // The load moved the edge below a "none missed" offset: start over from here.
+            (Some(_), Some(a)) => {
+                none_missed = None;
+                a * 2 / 3
+            }
+            (Some(n), None) => n * 3 / 2,
+            (None, Some(a)) => a * 2 / 3,
+            (None, None) => unreachable!(),
+        };
     }
     panic!("no offset around the fault time ({fault} ns) gave a run with misses and counted races: {seen:?}");
 }
