@@ -3,40 +3,12 @@
 
 use crate::cli::Format;
 use crate::out::{Line, STDERR, STDOUT};
-use crate::stats::Summary;
 use crate::step::{Mode, Res, Stop};
 
-/// What one mode on one page size measured.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct Figures {
-    pub iterations: u64,
-    pub passed: u64,
-    pub failed: u64,
-    pub broken: u64,
-    pub missed: u64,
-    pub skew: Summary,
-    pub fault_p50: u64,
-    pub elapsed_ns: u64,
-    /// Time spent in counted and missed races (warm-up laps and restarts left out).
-    pub race_ns: u64,
-    /// The dontneed race: the madvise's duration (skew then holds when the writer's store
-    /// began after the madvise's start).
-    pub madvise_p50: u64,
-    /// The alloc race's swept start offsets: (ns, races, failed) each; empty if not swept.
-    pub offsets: [(u64, u64, u64); 12],
-    pub swept: bool,
-}
-
-impl Figures {
-    /// Races that overlapped, of all run (missed ones included), in hundredths of a percent.
-    pub fn overlap_x100(&self) -> u64 {
-        (self.iterations * 10_000).checked_div(self.iterations + self.missed).unwrap_or(0)
-    }
-    /// Counted races per second of racing, times 10.
-    pub fn rate_x10(&self) -> u64 {
-        if self.race_ns == 0 { 0 } else { crate::stats::scale(self.iterations, 10_000_000_000, self.race_ns) }
-    }
-}
+mod figures;
+mod json;
+pub use figures::Figures;
+use json::json_record;
 
 /// One reported result: a mode on a page size.
 pub struct Record {
@@ -160,43 +132,6 @@ impl Reporter {
         self.result_line(r.res, what.as_bytes(), r.msg.as_bytes(), Some(r));
     }
 
-    fn figures_info(&mut self, what: &Line, r: &Record) {
-        if self.format == Format::Json {
-            return;
-        }
-        let f = &r.figs;
-        if r.mode == Mode::Dontneed {
-            return self.info(&|l| {
-                l.b(what.as_bytes()).f(if f.iterations == 1 { ": {} race, {} failed" } else { ": {} races, {} failed" }, &[f.iterations, f.failed]).f(
-                    ", madvise p50 {}ns, the write began p50 {}ns p90 {}ns max {}ns after its start (aimed at 1/12 to 12/12 of it, the failing aims most), \
-                     the write's fault p50 {}ns, overlap {.2}% ({} missed and rerun), {.1} races/s",
-                    &[f.madvise_p50, f.skew.p50, f.skew.p90, f.skew.max, f.fault_p50, f.overlap_x100(), f.missed, f.rate_x10()],
-                );
-            });
-        }
-        if f.swept && f.failed > 0 {
-            // Where the kernel's window lies: which of racer 2's start offsets failed races.
-            self.info(&|l| {
-                let dontneed = r.mode == Mode::Dontneed;
-                l.b(what.as_bytes()).s(if dontneed { ": failed races by where the write was aimed in the madvise:" } else { ": failed races by racer 2's start offset:" });
-                for (i, &(ns, races, failed)) in f.offsets.iter().enumerate().filter(|o| o.1 .1 > 0) {
-                    if dontneed {
-                        l.f(" {}/12 {}/{}", &[i as u64 + 1, failed, races]);
-                    } else {
-                        l.f(" {}ns {}/{}", &[ns, failed, races]);
-                    }
-                }
-            });
-        }
-        self.info(&|l| {
-            l.b(what.as_bytes()).f(if f.iterations == 1 { ": {} race, {} failed" } else { ": {} races, {} failed" }, &[f.iterations, f.failed]).f(
-                ", skew p50 {}ns p90 {}ns p99 {}ns max {}ns, overlap {.2}% ({} missed and rerun), fault p50 {}ns, {.1} races/s \
-                 (percentiles: bucket floors, up to 6% low)",
-                &[f.skew.p50, f.skew.p90, f.skew.p99, f.skew.max, f.overlap_x100(), f.missed, f.fault_p50, f.rate_x10()],
-            );
-        });
-    }
-
     fn result_line(&mut self, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
         let Some(slot) = counter(res) else {
             return self.info(&|l| {
@@ -317,76 +252,6 @@ impl Reporter {
     }
 }
 
-fn json_str(l: &mut Line, s: &[u8]) {
-    l.c(b'"');
-    for &c in s {
-        flush_long(l);
-        match c {
-            b'"' => l.s("\\\""),
-            b'\\' => l.s("\\\\"),
-            b'\t' => l.s("\\t"),
-            0..=0x1f | 0x7f.. => l.s("\\u00").c(b"0123456789abcdef"[(c >> 4) as usize]).c(b"0123456789abcdef"[(c & 15) as usize]),
-            _ => l.c(c),
-        };
-    }
-    l.c(b'"');
-}
-
-/// A JSON document is written in pieces: a line holds 480 bytes, and one result with a long
-/// message does not fit. Emit what is there once it is long, and go on in the emptied line.
-fn flush_long(l: &mut Line) {
-    if l.as_bytes().len() > 400 {
-        l.emit(STDOUT);
-        l.clear();
-    }
-}
-
-fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
-    l.s("{\"name\":");
-    json_str(l, what);
-    l.s(",\"result\":\"").s(res.word()).s("\",\"message\":");
-    json_str(l, msg);
-    if let Some(r) = rec {
-        let f = &r.figs;
-        l.emit(STDOUT);
-        l.clear();
-        l.s(",\"mode\":\"").s(r.mode.name()).f("\",\"pagesize_kb\":{},\"racers\":{},\"cpus\":[", &[r.pagesize / 1024, r.racers as u64])
-            .b(r.cpus.as_bytes())
-            .f(
-                "],\"iterations\":{},\"passed\":{},\"failed\":{},\"broken\":{},\"missed\":{},\"overlap_pct\":{.2},\
-                 \"skew_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}},\"fault_ns_p50\":{},\"races_per_s\":{.1},\"elapsed_s\":{.6}",
-                &[
-                    f.iterations, f.passed, f.failed, f.broken, f.missed, f.overlap_x100(), f.skew.p50, f.skew.p90, f.skew.p99,
-                    f.skew.max, f.fault_p50, f.rate_x10(), f.elapsed_ns / 1_000,
-                ],
-            );
-        if r.mode == Mode::Dontneed {
-            l.f(",\"madvise_ns_p50\":{}", &[f.madvise_p50]);
-        }
-        if f.swept {
-            // Its own piece: a long message and these arrays could overflow one line.
-            l.emit(STDOUT);
-            l.clear();
-            // The dontneed race's entries are twelfths of the madvise's duration, not ns.
-            let twelfths = r.mode == Mode::Dontneed;
-            l.s(if twelfths { ",\"aims\":{\"twelfths\":[" } else { ",\"offsets\":{\"ns\":[" });
-            for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(if twelfths { i as u64 + 1 } else { o.0 });
-            }
-            l.s("],\"races\":[");
-            for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(o.1);
-            }
-            l.s("],\"failed\":[");
-            for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(o.2);
-            }
-            l.s("]}");
-        }
-    }
-    l.c(b'}');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,20 +301,5 @@ mod tests {
         r.result_line(Res::Conf, b"hugepages", b"none", None);
         assert_eq!(r.verdict.as_bytes(), b"Bad configuration: hugepages: none\n");
         assert_eq!(r.exit_status(), 1);
-    }
-
-    #[test]
-    fn json_escapes() {
-        let mut l = Line::new();
-        json_str(&mut l, b"a\"b\\c\n\xff");
-        assert_eq!(l.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
-    }
-
-    #[test]
-    fn figures() {
-        let f = Figures { iterations: 200, passed: 200, missed: 2, race_ns: 2_000_000_000, ..Default::default() };
-        assert_eq!(f.overlap_x100(), 9900);
-        assert_eq!(f.rate_x10(), 1000);
-        assert_eq!(Figures::default().overlap_x100(), 0);
     }
 }
