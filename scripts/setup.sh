@@ -29,7 +29,7 @@ PKGS=(
     bc:bc flex:flex bison:bison libelf-dev:- libssl-dev:- xz-utils:xz patch:patch make:make
     # the tests' helpers and tools
     gcc:cc libc6-dev:- binutils:readelf python3:python3 strace:strace groff-base:groff
-    procps:pgrep util-linux:setpriv mount:mount gzip:gzip
+    procps:pgrep util-linux:setpriv mount:mount gzip:gzip bsdutils:script
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -161,8 +161,52 @@ impl Line {
         }
         self.u(bytes).c(b'B')
     }
+    /// End the line: a newline, over the last byte if the line is full, so that a cut
+    /// message never runs into the next line a parser reads.
+    pub fn nl(&mut self) -> &mut Self {
+        if self.len == self.buf.len() {
+            self.len -= 1;
+        }
+        self.c(b'\n')
+    }
     pub fn emit(&mut self, fd: i32) {
         let _ = sys::write_all(fd, self.as_bytes());
+        self.len = 0;
+    }
+}
+
+/// Room for a whole JSON document: every size (16 at most) times both modes, plus a closing
+/// TBROK, at under 5 KiB each even with a cut message escaped byte by byte.
+pub const DOC_BYTES: usize = 192 << 10;
+
+/// A document assembled whole and written in one write at the end, so that nothing written
+/// meanwhile (a warning on stderr, on the same terminal) lands inside it. Should it ever
+/// fill, what it holds is written first: in pieces, but never cut.
+pub struct Doc {
+    buf: [u8; DOC_BYTES],
+    len: usize,
+    fd: i32,
+}
+
+impl Doc {
+    pub const fn new(fd: i32) -> Doc {
+        Doc { buf: [0; DOC_BYTES], len: 0, fd }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    /// Take a line's bytes, leaving the line empty.
+    pub fn put(&mut self, l: &mut Line) {
+        let b = l.as_bytes();
+        if b.len() > self.buf.len() - self.len {
+            self.flush();
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+        l.clear();
+    }
+    pub fn flush(&mut self) {
+        let _ = sys::write_all(self.fd, self.as_bytes());
         self.len = 0;
     }
 }
@@ -216,6 +260,36 @@ mod tests {
             l.s("0123456789");
         }
         assert_eq!(l.as_bytes().len(), 480);
+    }
+    #[test]
+    fn a_full_line_still_ends() {
+        let mut l = Line::new();
+        l.s("ab").nl();
+        assert_eq!(l.as_bytes(), b"ab\n");
+        l.clear();
+        for _ in 0..50 {
+            l.s("0123456789");
+        }
+        l.nl();
+        assert_eq!(l.as_bytes().len(), 480);
+        assert_eq!(l.as_bytes()[479], b'\n');
+    }
+    #[test]
+    fn a_document_keeps_every_piece() {
+        let mut d = Doc::new(-1);
+        let mut l = Line::new();
+        l.s("{\"a\":");
+        d.put(&mut l);
+        assert!(l.as_bytes().is_empty());
+        l.s("1}");
+        d.put(&mut l);
+        assert_eq!(d.as_bytes(), b"{\"a\":1}");
+        // Full: what it held goes out first (to fd -1 here), the new piece is kept.
+        for _ in 0..DOC_BYTES / 400 + 1 {
+            l.s(&"x".repeat(400));
+            d.put(&mut l);
+        }
+        assert!(d.as_bytes().len() <= DOC_BYTES && d.as_bytes().ends_with(&[b'x'; 400]));
     }
     #[test]
     fn errno_names() {

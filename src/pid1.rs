@@ -27,8 +27,9 @@ pub const DEFAULT_ITERATIONS: u64 = 10;
 /// The settings PID-1 mode starts from (`-s all -i DEFAULT_ITERATIONS -f ktap`); the kernel's
 /// arguments are parsed over them.
 pub fn defaults(args: &sys::start::Args) -> Config {
-    // The console is a terminal, but a harness parses it line by line: no progress line.
-    Config { pagesize: PageSel::All, iterations: DEFAULT_ITERATIONS, format: Format::Ktap, progress: false, ..crate::run::defaults(args) }
+    // The console is a terminal, but a harness parses it line by line: no progress line
+    // (unless the kernel's arguments say --progress).
+    Config { pagesize: PageSel::All, iterations: DEFAULT_ITERATIONS, format: Format::Ktap, progress: Some(false), ..crate::run::defaults(args) }
 }
 
 /// PID-1 mode's entry point. Never returns.

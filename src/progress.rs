@@ -1,8 +1,9 @@
 //! The live progress line of a long run: mode, size, races done, elapsed time and failures,
 //! redrawn in place on stderr a few times a second and wiped when the race ends. Only when
-//! stderr is a terminal, so it never lands in a log or a harness's capture.
+//! stderr is a terminal of its own (stdout elsewhere), so it never lands in a log, a
+//! harness's capture, or inside the results on a terminal or console that carries both.
 
-use crate::out::{Line, STDERR};
+use crate::out::{Line, STDERR, STDOUT};
 use crate::step::Mode;
 use crate::sys;
 
@@ -25,12 +26,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Off unless the run is long (`races` from -i, or `seconds` from -I), drawing is
-    /// allowed, and stderr is a terminal.
-    pub fn start(allowed: bool, races: u64, seconds: u64, mode: Mode, size: u64, t0: u64) -> Progress {
-        let long = allowed && (seconds > 0 || races >= LONG_RUN);
+    /// `want`: Some(true) draws whatever stderr is (`--progress`), Some(false) never (PID-1
+    /// mode's console); None draws for a long run (`races` from -i, or `seconds` from -I)
+    /// when stderr is a terminal of its own.
+    pub fn start(want: Option<bool>, races: u64, seconds: u64, mode: Mode, size: u64, t0: u64) -> Progress {
+        let long = seconds > 0 || races >= LONG_RUN;
         Progress {
-            on: long && sys::ioctl_is_tty(STDERR),
+            on: want.unwrap_or_else(|| long && own_terminal()),
             drawn: false,
             mode,
             size,
@@ -68,6 +70,13 @@ impl Drop for Progress {
     }
 }
 
+/// stderr is a terminal and stdout is not that terminal. An interactive shell, `script` or a
+/// serial console carries both on one file: the line would land inside a JSON document or
+/// a result line there. When statx cannot tell, the two are taken to be one.
+fn own_terminal() -> bool {
+    sys::ioctl_is_tty(STDERR) && (!sys::ioctl_is_tty(STDOUT) || sys::same_file(STDOUT, STDERR) == Some(false))
+}
+
 /// `hugerace: shared 2M: 1234/100000 races, 3.2s, 0 failed` (or `3.2s of 60s` under `-I`).
 #[allow(clippy::too_many_arguments)]
 fn render(l: &mut Line, mode: Mode, size: u64, done: u64, total: u64, elapsed_ns: u64, seconds: u64, failed: u64) {
@@ -98,6 +107,8 @@ mod tests {
 
     #[test]
     fn short_runs_stay_quiet() {
-        assert!(!Progress::start(true, LONG_RUN - 1, 0, Mode::Shared, 2 << 20, 0).on);
+        assert!(!Progress::start(None, LONG_RUN - 1, 0, Mode::Shared, 2 << 20, 0).on);
+        assert!(!Progress::start(Some(false), 0, 60, Mode::Shared, 2 << 20, 0).on);
+        assert!(Progress::start(Some(true), 1, 0, Mode::Shared, 2 << 20, 0).on);
     }
 }

@@ -248,10 +248,14 @@ const BUDGETS: [(&str, u64); 8] = [
     // checks (+1.8 KB); the dontneed race (+3.9 KB); every terminating signal caught and the
     // panic restore (+1.2 KB); the offset and aim sweeps (+0.8 KB); the counters held open
     // for the check before each race (+0.6 KB; races/s +20-40%).
-    ("x86_64-unknown-linux-gnu", 68 << 10),
+    // Issue 20 raised x86_64 68 -> 72, ppc64le 84 -> 88, ppc64 88 -> 92 KiB: machine-readable
+    // output stays whole on a shared terminal (the JSON document assembled and written in
+    // one piece, the progress line only on a terminal of its own, --progress, every line
+    // ended whole): +1.1 to 1.7 KB per target.
+    ("x86_64-unknown-linux-gnu", 72 << 10),
     ("aarch64-unknown-linux-gnu", 72 << 10),
-    ("powerpc64le-unknown-linux-gnu", 84 << 10),
-    ("powerpc64-unknown-linux-gnu", 88 << 10),
+    ("powerpc64le-unknown-linux-gnu", 88 << 10),
+    ("powerpc64-unknown-linux-gnu", 92 << 10),
     ("riscv64gc-unknown-linux-gnu", 68 << 10),
     ("s390x-unknown-linux-gnu", 76 << 10),
     ("i686-unknown-linux-gnu", 76 << 10),

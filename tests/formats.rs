@@ -315,3 +315,46 @@ fn hugetlbfs_without_a_mode_prints_its_usage_as_a_bad_configuration() {
     assert_eq!(r.status.code(), Some(32), "{}", stdout(&r));
     assert!(stdout(&r).starts_with("hugerace: TCONF: "), "{}", stdout(&r));
 }
+
+// ---- on a terminal that carries both streams ---------------------------------------------
+
+/// Each machine-readable format, run long enough to draw progress, on one pseudo-terminal
+/// for stdout and stderr (an interactive shell, `script`, a lab's captured serial console):
+/// what the terminal shows still parses with that format's reader, nothing in between.
+#[test]
+fn each_format_stays_whole_on_a_terminal_shared_by_stdout_and_stderr() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let t = LibhugetlbfsTree::new();
+    let g = pool_guard();
+    // The command, as is.
+    let Some((out, code)) = in_a_pty(&bin(), &["-f", "json", "-I", "2"]) else { return };
+    let v = json(&Run { out: out.clone(), err: String::new(), code });
+    assert_eq!(code, 0, "{out}");
+    let res = v["results"].as_array().expect("results");
+    assert_eq!(res.len(), 2, "{out}");
+    for x in res {
+        assert_eq!(x["result"], "pass", "{x}");
+        assert!(x["iterations"].as_u64() > Some(0), "{x}");
+    }
+    // The dontneed race, with -v: every stderr line before the document, none inside it.
+    let (out, code) = in_a_pty(&bin(), &["--race", "dontneed", "-f", "json", "-I", "1", "-v"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let (lines, doc) = out.trim_end_matches('\n').rsplit_once('\n').unwrap_or(("", &out));
+    for l in lines.lines() {
+        assert!(l.starts_with("hugerace: TINFO: "), "not a stderr line of -v: {l:?}\n{out}");
+    }
+    let v = json(&Run { out: doc.to_string(), err: String::new(), code });
+    assert_eq!(v["results"][0]["mode"], "dontneed", "{out}");
+    assert_eq!(v["results"][0]["result"], "pass", "{out}");
+    let (out, code) = in_a_pty(&bin(), &["-f", "ktap", "-I", "1"]).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let res = ktap(&out);
+    assert!(res.len() == 2 && res.iter().all(|r| r.0), "{res:?}\n{out}");
+    // libhugetlbfs's name, as its runner calls it (but on a terminal): the one word.
+    let (out, code) = in_a_pty(&t.0.join("obj64/alloc-instantiate-race"), &["shared", "-I", "1"]).unwrap();
+    assert_eq!(code, 0, "{out:?}");
+    hugetlbfs_pass(&Run { out: out.trim().to_string(), err: String::new(), code });
+    g.assert_restored();
+}

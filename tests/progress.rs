@@ -116,3 +116,40 @@ fn the_progress_line_counts_failed_races() {
     assert!(out.contains("TFAIL: shared 2M: "), "{out}");
     assert_eq!(PoolState::read(), before, "pool not restored");
 }
+
+#[test]
+fn no_progress_on_a_terminal_that_also_carries_stdout_unless_asked() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    // stdout and stderr on one pty (a shell, a serial console): the line would land among
+    // the results, so none by default...
+    let Some((tty, rc)) = in_a_pty(&bin(), &["-I", "1", "shared"]) else { return };
+    assert_eq!(rc, 0, "{tty}");
+    assert!(!tty.contains(WIPE) && !tty.contains('\r'), "progress drawn among the results: {tty:?}");
+    assert!(tty.contains("hugerace: TPASS: shared 2M: "), "{tty}");
+    // ...and --progress draws it there all the same (the same terminal, so the absence
+    // above is the same-terminal rule's doing).
+    let (tty, rc) = in_a_pty(&bin(), &["-I", "1", "--progress", "shared"]).unwrap();
+    assert_eq!(rc, 0, "{tty}");
+    assert!(tty.contains(&format!("{WIPE}hugerace: shared 2M: ")), "--progress drew nothing: {tty:?}");
+    g.assert_restored();
+}
+
+#[test]
+fn the_progress_flag_draws_on_any_stderr() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    let o = run(&["-I", "1", "--progress", "private"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let err = stderr(&o);
+    let draws: Vec<&str> = err.split(WIPE).filter(|d| !d.is_empty()).collect();
+    assert!(!draws.is_empty(), "--progress drew nothing on a piped stderr: {err:?}");
+    assert!(draws.iter().all(|d| d.starts_with("hugerace: private 2M: ") && d.ends_with(" failed")), "{err:?}");
+    assert!(err.ends_with(WIPE), "the line is wiped at the end: {err:?}");
+    assert!(!stdout(&o).contains('\r'), "{}", stdout(&o));
+    g.assert_restored();
+}

@@ -57,9 +57,10 @@ pub struct Config {
     pub no_memfd: bool,
     pub format: Format,
     pub verbose: bool,
-    /// Whether a live progress line may be drawn on a terminal (not on a serial console
-    /// that a harness parses, as in PID-1 mode).
-    pub progress: bool,
+    /// The live progress line: Some(true) always (`--progress`), Some(false) never (PID-1
+    /// mode: a serial console that a harness parses), None when stderr is a terminal of its
+    /// own (see `progress`).
+    pub progress: Option<bool>,
 }
 
 impl Default for Config {
@@ -84,7 +85,7 @@ impl Default for Config {
             no_memfd: false,
             format: Format::Ltp,
             verbose: false,
-            progress: true,
+            progress: None,
         }
     }
 }
@@ -277,6 +278,7 @@ fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> 
         Key::NoMemfd => cfg.no_memfd = true,
         Key::Format => cfg.format = format_named(val).ok_or(Error { msg: "format must be ltp, ktap, json or hugetlbfs", arg: val })?,
         Key::Verbose => cfg.verbose = true,
+        Key::Progress => cfg.progress = Some(true),
         Key::Help => return Ok(Some(Action::Help)),
         Key::Version => return Ok(Some(Action::Version)),
     }

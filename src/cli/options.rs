@@ -22,6 +22,7 @@ pub enum Key {
     NoMemfd,
     Format,
     Verbose,
+    Progress,
     Help,
     Version,
 }
@@ -76,6 +77,8 @@ pub const OPTIONS: &[Opt] = &[
           help: "ltp, ktap, json or hugetlbfs [ltp]" },
     Opt { key: Key::Verbose, short: b'v', long: "verbose", value: "", group: 3,
           help: "say more about the setup" },
+    Opt { key: Key::Progress, short: 0, long: "progress", value: "", group: 3,
+          help: "progress line on stderr [if a terminal of its own]" },
     Opt { key: Key::Help, short: b'h', long: "help", value: "", group: 3,
           help: "this help" },
     Opt { key: Key::Version, short: b'V', long: "version", value: "", group: 3,

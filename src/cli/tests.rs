@@ -14,6 +14,8 @@ fn defaults_and_modes() {
     assert_eq!(c.iterations, 1);
     assert_eq!(c.leave_free, 1);
     assert_eq!(c.iteration_timeout_s, 120);
+    assert_eq!(c.progress, None);
+    assert_eq!(run(&["--progress"]).unwrap().progress, Some(true));
     let c = run(&["shared"]).unwrap();
     assert!(c.shared && !c.private);
     let c = run(&["-m", "private"]).unwrap();

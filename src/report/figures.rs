@@ -39,7 +39,7 @@ impl Figures {
     }
 }
 
-impl Reporter {
+impl Reporter<'_> {
     pub(super) fn figures_info(&mut self, what: &Line, r: &Record) {
         if self.format == Format::Json {
             return;

@@ -1,13 +1,16 @@
-//! The JSON format's writer: one result as an object of the `results` array.
+//! The JSON format's writer: one result as an object of the `results` array, put into the
+//! document piece by piece (a line holds 480 bytes; one result does not always fit).
 
 use super::Record;
-use crate::out::{Line, STDOUT};
+use crate::out::{Doc, Line};
 use crate::step::{Mode, Res};
 
-fn json_str(l: &mut Line, s: &[u8]) {
+fn json_str(doc: &mut Doc, l: &mut Line, s: &[u8]) {
     l.c(b'"');
     for &c in s {
-        flush_long(l);
+        if l.as_bytes().len() > 400 {
+            doc.put(l);
+        }
         match c {
             b'"' => l.s("\\\""),
             b'\\' => l.s("\\\\"),
@@ -19,27 +22,22 @@ fn json_str(l: &mut Line, s: &[u8]) {
     l.c(b'"');
 }
 
-/// A JSON document is written in pieces: a line holds 480 bytes, and one result with a long
-/// message does not fit. Emit what is there once it is long, and go on in the emptied line.
-fn flush_long(l: &mut Line) {
-    if l.as_bytes().len() > 400 {
-        l.emit(STDOUT);
-        l.clear();
-    }
-}
-
-pub(super) fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
+pub(super) fn json_record(doc: &mut Doc, l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: Option<&Record>) {
     l.s("{\"name\":");
-    json_str(l, what);
+    json_str(doc, l, what);
     l.s(",\"result\":\"").s(res.word()).s("\",\"message\":");
-    json_str(l, msg);
+    json_str(doc, l, msg);
     if let Some(r) = rec {
         let f = &r.figs;
-        l.emit(STDOUT);
-        l.clear();
-        l.s(",\"mode\":\"").s(r.mode.name()).f("\",\"pagesize_kb\":{},\"racers\":{},\"cpus\":[", &[r.pagesize / 1024, r.racers as u64])
-            .b(r.cpus.as_bytes())
-            .f(
+        doc.put(l);
+        l.s(",\"mode\":\"").s(r.mode.name()).f("\",\"pagesize_kb\":{},\"racers\":{},\"cpus\":[", &[r.pagesize / 1024, r.racers as u64]);
+        // A piece of their own (hundreds of racers fill a line); a list cut after a comma
+        // would not parse.
+        doc.put(l);
+        let cpus = r.cpus.as_bytes();
+        l.b(cpus.strip_suffix(b",").unwrap_or(cpus));
+        doc.put(l);
+        l.f(
                 "],\"iterations\":{},\"passed\":{},\"failed\":{},\"broken\":{},\"missed\":{},\"overlap_pct\":{.2},\
                  \"skew_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}},\"fault_ns_p50\":{},\"races_per_s\":{.1},\"elapsed_s\":{.6}",
                 &[
@@ -52,8 +50,7 @@ pub(super) fn json_record(l: &mut Line, res: Res, what: &[u8], msg: &[u8], rec: 
         }
         if f.swept {
             // Its own piece: a long message and these arrays could overflow one line.
-            l.emit(STDOUT);
-            l.clear();
+            doc.put(l);
             // The dontneed race's entries are twelfths of the madvise's duration, not ns.
             let twelfths = r.mode == Mode::Dontneed;
             l.s(if twelfths { ",\"aims\":{\"twelfths\":[" } else { ",\"offsets\":{\"ns\":[" });
@@ -80,8 +77,9 @@ mod tests {
 
     #[test]
     fn json_escapes() {
-        let mut l = Line::new();
-        json_str(&mut l, b"a\"b\\c\n\xff");
-        assert_eq!(l.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
+        let (mut d, mut l) = (Doc::new(-1), Line::new());
+        json_str(&mut d, &mut l, b"a\"b\\c\n\xff");
+        d.put(&mut l);
+        assert_eq!(d.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
     }
 }

@@ -2,7 +2,7 @@
 //! PASS/FAIL words; and the exit status each harness expects.
 
 use crate::cli::Format;
-use crate::out::{Line, STDERR, STDOUT};
+use crate::out::{Doc, Line, STDERR, STDOUT};
 use crate::step::{Mode, Res, Stop};
 
 mod figures;
@@ -21,13 +21,15 @@ pub struct Record {
     pub msg: Line,
 }
 
-pub struct Reporter {
+pub struct Reporter<'d> {
     pub format: Format,
     pub verbose: bool,
     pub name: &'static str,
     counts: [u32; 5],
     tests: u32,
     json_first: bool,
+    /// JSON: the document, written whole by `finish`.
+    doc: &'d mut Doc,
     /// hugetlbfs: the verdict line kept for `finish` (the first FAIL, else the first bad
     /// configuration), since a libhugetlbfs test prints exactly one.
     verdict: Line,
@@ -51,9 +53,10 @@ const BROK: usize = 2;
 const CONF: usize = 3;
 const WARN: usize = 4;
 
-impl Reporter {
-    pub fn new(format: Format, verbose: bool) -> Reporter {
-        Reporter { format, verbose, name: "hugerace", counts: [0; 5], tests: 0, json_first: true, verdict: Line::new() }
+impl<'d> Reporter<'d> {
+    /// `doc`: room for the JSON document (the caller's, see `run::run`).
+    pub fn new(format: Format, verbose: bool, doc: &'d mut Doc) -> Reporter<'d> {
+        Reporter { format, verbose, name: "hugerace", counts: [0; 5], tests: 0, json_first: true, doc, verdict: Line::new() }
     }
 
     /// Announce how many results will follow (KTAP's plan; the JSON document's head).
@@ -65,6 +68,7 @@ impl Reporter {
             }
             Format::Json => {
                 l.s(concat!("{\"tool\":\"hugerace\",\"version\":\"", env!("CARGO_PKG_VERSION"), "\",\"results\":["));
+                return self.doc.put(&mut l);
             }
             _ => return,
         }
@@ -113,7 +117,7 @@ impl Reporter {
             }
         };
         f(&mut l);
-        l.c(b'\n');
+        l.nl();
         l.emit(fd);
     }
 
@@ -143,11 +147,14 @@ impl Reporter {
         let mut l = Line::new();
         match self.format {
             Format::Ltp => {
-                l.s(self.name).s(": ").s(res.ltp()).s(": ").b(what).s(": ").b(msg).c(b'\n');
+                l.s(self.name).s(": ").s(res.ltp()).s(": ").b(what).s(": ").b(msg).nl();
             }
             Format::Ktap => {
                 if matches!(res, Res::Fail | Res::Brok) {
-                    l.s("# ").b(what).s(": ").b(msg).c(b'\n').s("not ok ");
+                    // The reason first, as a diagnostic of its own: a long one is cut, but
+                    // never takes the result line with it.
+                    l.s("# ").b(what).s(": ").b(msg).nl().emit(STDOUT);
+                    l.s("not ok ");
                 } else {
                     l.s("ok ");
                 }
@@ -155,14 +162,14 @@ impl Reporter {
                 if res == Res::Conf {
                     l.s(" # SKIP ").b(msg);
                 }
-                l.c(b'\n');
+                l.nl();
             }
             Format::Hugetlbfs => {
                 let fail = matches!(res, Res::Fail | Res::Brok);
                 let v = &mut self.verdict;
                 if res != Res::Pass && (v.as_bytes().is_empty() || fail && !v.as_bytes().starts_with(b"FAIL")) {
                     v.clear();
-                    v.s(if fail { "FAIL\t" } else { "Bad configuration: " }).b(what).s(": ").b(msg).c(b'\n');
+                    v.s(if fail { "FAIL\t" } else { "Bad configuration: " }).b(what).s(": ").b(msg).nl();
                 }
                 return;
             }
@@ -171,7 +178,8 @@ impl Reporter {
                     l.c(b',');
                 }
                 self.json_first = false;
-                json_record(&mut l, res, what, msg, rec);
+                json_record(&mut self.doc, &mut l, res, what, msg, rec);
+                return self.doc.put(&mut l);
             }
         }
         l.emit(STDOUT);
@@ -191,6 +199,9 @@ impl Reporter {
             }
             Format::Json => {
                 l.f("],\"exit_status\":{}}\n", &[status as u64]);
+                self.doc.put(&mut l);
+                self.doc.flush();
+                return status;
             }
             // One word first, as libhugetlbfs's runner reads it: PASS unless something failed
             // or nothing passed.
@@ -257,7 +268,8 @@ mod tests {
     use super::*;
 
     fn status(format: Format, results: &[Res]) -> i32 {
-        let mut r = Reporter::new(format, false);
+        let mut d = Doc::new(-1);
+        let mut r = Reporter::new(format, false, &mut d);
         for &res in results {
             let Some(slot) = counter(res) else { continue };
             r.counts[slot] += 1;
@@ -291,13 +303,15 @@ mod tests {
 
     #[test]
     fn hugetlbfs_tells_one_verdict() {
-        let mut r = Reporter::new(Format::Hugetlbfs, false);
+        let mut d = Doc::new(-1);
+        let mut r = Reporter::new(Format::Hugetlbfs, false, &mut d);
         r.result_line(Res::Conf, b"shared 1G", b"no pool", None);
         r.result_line(Res::Fail, b"shared 2M", b"SIGBUS", None);
         r.result_line(Res::Brok, b"private 2M", b"later", None);
         assert_eq!(r.verdict.as_bytes(), b"FAIL\tshared 2M: SIGBUS\n");
         assert_eq!(r.exit_status(), 2);
-        let mut r = Reporter::new(Format::Hugetlbfs, false);
+        let mut d = Doc::new(-1);
+        let mut r = Reporter::new(Format::Hugetlbfs, false, &mut d);
         r.result_line(Res::Conf, b"hugepages", b"none", None);
         assert_eq!(r.verdict.as_bytes(), b"Bad configuration: hugepages: none\n");
         assert_eq!(r.exit_status(), 1);

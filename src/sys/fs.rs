@@ -182,6 +182,20 @@ pub fn ioctl_is_tty(fd: i32) -> bool {
     sc!(k::__NR_ioctl, fd, linux_raw_sys::ioctl::TCGETS, t.as_mut_ptr()).is_ok()
 }
 
+/// Whether two descriptors are one file (the same device and inode), as stdout and stderr
+/// are when both are one terminal; None when statx (Linux 4.11) cannot tell.
+pub fn same_file(a: i32, b: i32) -> Option<bool> {
+    let id = |fd: i32| {
+        let mut st = core::mem::MaybeUninit::<k::statx>::zeroed();
+        // SAFETY: "" is NUL-terminated; st is a writable statx, the struct statx fills.
+        sc!(k::__NR_statx, fd, c"".as_ptr(), k::AT_EMPTY_PATH, k::STATX_INO, st.as_mut_ptr()).ok()?;
+        // SAFETY: zero-initialised and filled by the kernel; every field is an integer.
+        let st = unsafe { st.assume_init() };
+        Some((st.stx_dev_major, st.stx_dev_minor, st.stx_ino))
+    };
+    Some(id(a)? == id(b)?)
+}
+
 /// A path assembled on the stack, always NUL-terminated. Overlong paths are refused.
 pub struct PathBuf {
     buf: [u8; 256],

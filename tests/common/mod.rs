@@ -207,6 +207,21 @@ pub fn run_with_timeout(args: &[&str], secs: u64) -> Output {
     Command::new("timeout").arg("-k").arg("5").arg(secs.to_string()).arg(bin()).args(args).output().expect("spawn hugerace")
 }
 
+/// Run `program` with `args` on a pseudo-terminal that carries both stdout and stderr, as
+/// an interactive shell or a serial console does (`script` from util-linux, Debian's
+/// bsdutils); returns what the terminal showed, its CRLFs as newlines, and the status.
+/// None (the test skipped) when `script` is missing.
+pub fn in_a_pty(program: &Path, args: &[&str]) -> Option<(String, i32)> {
+    if !need_tool("script", "bsdutils") {
+        return None;
+    }
+    let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+    let cmd: Vec<String> = std::iter::once(quote(&program.to_string_lossy())).chain(args.iter().map(|a| quote(a))).collect();
+    let o = Command::new("timeout").args(["-k", "5", "300", "script", "-qec"]).arg(cmd.join(" ")).arg("/dev/null").stdin(std::process::Stdio::null()).output().expect("spawn script");
+    assert!(o.stderr.is_empty(), "script: {}", stderr(&o));
+    Some((stdout(&o).replace("\r\n", "\n"), status(&o)))
+}
+
 pub fn run(args: &[&str]) -> Output {
     run_with_timeout(args, 300)
 }
