@@ -74,6 +74,10 @@ pub struct Control {
     pub host_errno: AtomicU32,
     /// Races that count: overlapped ones and failed ones, over every start.
     pub iterations: AtomicU64,
+    /// Of those, the ones that passed: every racer's write done, at once, and none faulted.
+    /// Counted apart, so that passed and failed races checked against the count mean
+    /// something.
+    pub passed: AtomicU64,
     /// Races that did not overlap, run again; and how many of them in a row, now.
     pub missed: AtomicU64,
     pub missed_row: AtomicU64,

@@ -58,6 +58,7 @@ impl<'a> Crew<'a> {
         let ctl = self.ctl();
         Tally {
             races: ctl.iterations.load(Acquire),
+            passed: ctl.passed.load(Acquire),
             missed: ctl.missed.load(Acquire),
             race_ns: ctl.race_ns.load(Acquire),
             skew: &ctl.skew,
@@ -131,6 +132,7 @@ impl<'a> Crew<'a> {
 /// The figures of a run, raw: counter ticks in the histograms.
 pub struct Tally<'a> {
     pub races: u64,
+    pub passed: u64,
     pub missed: u64,
     pub race_ns: u64,
     pub skew: &'a Hist,

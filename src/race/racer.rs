@@ -98,6 +98,7 @@ impl Crew<'_> {
         };
         let done = if overlapped {
             ctl.missed_row.store(0, Relaxed);
+            ctl.passed.fetch_add(1, Release);
             ctl.iterations.fetch_add(1, Release) + 1
         } else {
             // A missed race proves nothing: it is counted, and raced again.

@@ -13,6 +13,7 @@ pub struct Figures {
     pub iterations: u64,
     pub passed: u64,
     pub failed: u64,
+    /// 1 when the racing ended in a race that broke (see run/mode.rs), else 0.
     pub broken: u64,
     pub missed: u64,
     pub skew: Summary,

@@ -96,14 +96,20 @@ fn taken_elsewhere(s: &State, f: &race::Fault) -> Option<&'static str> {
     (in_use > s.in_use + f.winners.min(1)).then_some("another process took the last hugepage")
 }
 
-pub(super) fn figures(rec: &mut Record, crew: &Crew, failed: u64, t0: u64, origin: Clock) {
+/// The figures of a mode's racing. The racers count the races that overlapped (passed) or
+/// faulted; the supervisor judged the faults (`failed`), counted the failures the racers
+/// could not (`killed`: a racer the OOM killer took) and voided the faults something else
+/// explains (`void`). `broke`: whether the racing ended in a race that broke.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn figures(rec: &mut Record, crew: &Crew, failed: u64, killed: u64, void: u64, broke: bool, t0: u64, origin: Clock) {
     let f = &mut rec.figs;
     let t = crew.tally();
     f.elapsed_ns = sys::monotonic_ns() - t0;
     f.race_ns = t.race_ns;
-    f.iterations = t.races;
+    f.iterations = (t.races + killed).saturating_sub(void);
     f.failed = failed;
-    f.passed = t.races.saturating_sub(failed);
+    f.passed = t.passed;
+    f.broken = broke as u64;
     f.missed = t.missed;
     let (num, den) = Clock::now().since(origin);
     f.skew = Summary::of(t.skew, num, den);
