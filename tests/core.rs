@@ -381,3 +381,42 @@ fn a_cgroup_limit_that_refuses_the_last_page_is_tbrok_not_tfail() {
     assert_eq!(PoolState::read(), before, "pool not restored");
     assert_no_racers_left();
 }
+
+/// The check every cleanliness assertion ends with fires on a hugerace that is still running
+/// (the negative control of `assert_no_racers_left`): the process and both its racers are
+/// found among this test's descendants, and still reported after the grace period.
+#[test]
+fn a_racer_left_behind_is_caught() {
+    if !need_root_hugetlb() {
+        return;
+    }
+    let g = pool_guard();
+    /// Killed however the test ends (before the pool guard puts the pool back).
+    struct Left(std::process::Child);
+    impl Drop for Left {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Command::new(bin()).args(["-I", "60", "shared"]).stdout(std::process::Stdio::null()).spawn().expect("spawn hugerace");
+    let left = Left(child);
+    let pid = left.0.id();
+    let kids = wait_children(pid, 2);
+    assert_eq!(kids.len(), 2, "two racer processes: {kids:?}");
+    let found: Vec<u32> = racers_left().into_iter().map(|(p, _)| p).collect();
+    for p in std::iter::once(pid).chain(kids) {
+        assert!(found.contains(&p), "{p} not found among {found:?}");
+    }
+    // What assert_no_racers_left asserts empty, after its five seconds' grace.
+    let still = racers_still_left();
+    assert!(still.iter().any(|w| w.starts_with(&format!("{pid}: "))), "hugerace {pid} running, yet not reported: {still:?}");
+    // Ended as a user would (SIGTERM: TBROK, and everything put back).
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().is_ok_and(|s| s.success());
+    assert!(ok);
+    let mut left = left;
+    let st = left.0.wait().expect("wait");
+    assert_eq!(st.code(), Some(2), "SIGTERM while racing is TBROK");
+    drop(left);
+    assert_clean(&g.before, "after the racer left behind");
+}

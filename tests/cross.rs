@@ -179,10 +179,11 @@ fn race(t: &Target, args: &[&str]) -> Option<(Option<i32>, String)> {
     guard.assert_restored();
     drop(guard);
     assert!(out.contains(&format!("({})", t.triple)), "{}: the TINFO line does not name the target:\n{out}", t.triple);
-    // Racers are forks of the run, with its command line; runs are serialised by the lock.
+    // Racers are forks of the run (qemu-user's, under emulation), with its command line;
+    // only this test's own descendants are looked at.
     let cmdline = format!("{} {}", r.bin.display(), args.join(" "));
-    let left = Command::new("pgrep").arg("-f").arg(&cmdline).output().expect("pgrep");
-    assert!(left.stdout.is_empty(), "{}: racers left running: {}", t.triple, String::from_utf8_lossy(&left.stdout));
+    let left = common::descendants_alive(&|_, cmd| cmd.contains(&cmdline));
+    assert!(left.is_empty(), "{}: racers left running: {left:?}", t.triple);
     Some((o.status.code(), out))
 }
 

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The binary under test: `HUGERACE_BIN` (set by `make test`), else the release build.
+/// Every test that runs it asks for it first, so this is where the test process becomes
+/// the reaper of its orphans (see `become_subreaper`).
 pub fn bin() -> PathBuf {
+    become_subreaper();
     if let Ok(p) = std::env::var("HUGERACE_BIN") {
         return PathBuf::from(p);
     }
@@ -141,6 +144,7 @@ pub struct PoolGuard {
 }
 
 pub fn pool_guard() -> PoolGuard {
+    become_subreaper();
     let lock = File::create("/run/lock/hugerace-tests.lock").or_else(|_| File::create("/tmp/hugerace-tests.lock")).expect("lock file");
     lock.lock().expect("flock");
     PoolGuard { _lock: lock, before: PoolState::read() }
@@ -234,30 +238,77 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// No hugerace process of ours may outlive a run.
-pub fn assert_no_racers_left() {
-    // Racers end within moments of their parent; give stragglers (on a loaded machine, a
-    // killed process can take a while to be reaped) five seconds.
+/// Make this test process a child subreaper (once): a process whose parent dies is then
+/// reparented to the test, not to init, so that whatever a run leaves behind stays among
+/// the test's own descendants, where `racers_left` looks.
+pub fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        unsafe extern "C" {
+            fn prctl(option: i32, ...) -> i32;
+        }
+        const PR_SET_CHILD_SUBREAPER: i32 = 36;
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes one unsigned long and touches no memory.
+        let rc = unsafe { prctl(PR_SET_CHILD_SUBREAPER, 1 as std::ffi::c_ulong) };
+        assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER): {}", std::io::Error::last_os_error());
+    });
+}
+
+/// The hugerace processes among this test process's descendants that are still alive (a
+/// zombie holds nothing), each as `pid: state, parent [command line]`. Only our own: a
+/// machine-wide look would see another test's (or another user's) hugerace.
+pub fn racers_left() -> Vec<(u32, String)> {
+    descendants_alive(&|name, _| name == "hugerace")
+}
+
+/// This test process's live descendants whose name (`comm`) and command line (NULs as
+/// spaces) `pick` chooses, described as in `racers_left`.
+pub fn descendants_alive(pick: &dyn Fn(&str, &str) -> bool) -> Vec<(u32, String)> {
+    // (pid, parent, name, state) of every process.
+    let mut procs = Vec::new();
+    for e in fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("?").to_string();
+        let ppid = rest.next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+        procs.push((pid, ppid, stat[open + 1..close].to_string(), state));
+    }
+    let mut ours = vec![std::process::id()];
+    let mut i = 0;
+    while i < ours.len() {
+        let parent = ours[i];
+        ours.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    let cmdline = |pid: u32| String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).replace('\0', " ").trim_end().to_string();
+    procs
+        .iter()
+        .filter(|p| p.3 != "Z" && ours[1..].contains(&p.0))
+        .map(|(pid, ppid, name, state)| (*pid, name, cmdline(*pid), format!("{state}, parent {ppid}")))
+        .filter(|(_, name, cmd, _)| pick(name, cmd))
+        .map(|(pid, _, cmd, st)| (pid, format!("{pid}: {st} [{cmd}]")))
+        .collect()
+}
+
+/// What `racers_left` still finds after stragglers had their time: racers end within
+/// moments of their parent, but on a loaded machine a killed process can take a while to
+/// be reaped, so five seconds.
+pub fn racers_still_left() -> Vec<String> {
     for _ in 0..50 {
-        let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
-        if out.stdout.is_empty() {
-            return;
+        if racers_left().is_empty() {
+            return Vec::new();
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let me = std::process::id().to_string();
-    let out = Command::new("pgrep").args(["-x", "hugerace"]).output().expect("pgrep");
-    let left: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).filter(|p| *p != me).collect();
-    // Who they are, for the report: state, parent and command line.
-    let who: Vec<String> = left
-        .iter()
-        .map(|p| {
-            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            format!("{p}: {} [{}]", stat.rsplit(')').next().unwrap_or("").trim(), String::from_utf8_lossy(&cmd).replace('\0', " "))
-        })
-        .collect();
-    assert!(left.is_empty(), "hugerace processes left running: {who:?}");
+    racers_left().into_iter().map(|(_, w)| w).collect()
+}
+
+/// No hugerace process of this test's may outlive a run.
+pub fn assert_no_racers_left() {
+    let who = racers_still_left();
+    assert!(who.is_empty(), "hugerace processes left running: {who:?}");
 }
 
 /// The child processes of `pid`, of every thread of it (a racer process, or private mode's
