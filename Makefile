@@ -183,5 +183,5 @@ fuzz:
 	HUGERACE_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) test --test fuzz -- --nocapture --test-threads=1
 
 stress: build
-	HUGERACE_BIN=$(CURDIR)/$(BIN) HUGERACE_STRESS_ROUNDS=$(STRESS_ROUNDS) $(CARGO) test --test robustness concurrent -- --nocapture
+	HUGERACE_BIN=$(CURDIR)/$(BIN) HUGERACE_STRESS_ROUNDS=$(STRESS_ROUNDS) $(CARGO) test --test environment concurrent -- --nocapture
 # ---- end fuzz ---------------------------------------------------------------------------------

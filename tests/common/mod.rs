@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod inject;
+pub mod running;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
