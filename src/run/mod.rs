@@ -231,10 +231,10 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     let mut pool = None;
     let mut before = None;
     let job = mode::Job { size, mode, racers: n, allowed, origin };
-    let r = mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before);
-    if let Err(s) = r {
-        rec.res = s.res;
-    }
+    rec.res = match mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before) {
+        Ok(v) => v.res(),
+        Err(s) => s.res,
+    };
     // (After a TBROK the run proves nothing either way; its reason stands alone.)
     if let (Some(p), Some(b), Res::Pass | Res::Fail) = (&pool, before, rec.res) {
         // Every page and mapping of ours is gone by now: the racers were joined, and the
