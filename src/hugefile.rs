@@ -195,7 +195,8 @@ impl HugeFile {
     /// calling process. Shared: punch it out of the file, then map the range again over
     /// `page`, which reserves it on the file again (the punch deleted the reservation).
     /// Private: map a fresh private page over `page`, which frees the old one and reserves
-    /// anew (MADV_DONTNEED gives the reservation back only on kernels with the 2024 fix).
+    /// anew (a madvise that drops the page restores the reservation only on kernels with the
+    /// 2024 fix).
     /// ENOMEM: the reservation cannot be had, someone took the free page meanwhile.
     pub fn renew(&self, page: &Mapping, shared: bool, noreserve: bool) -> Result<(), Errno> {
         let mut flags = if shared { k::MAP_SHARED } else { k::MAP_PRIVATE };

@@ -1,11 +1,12 @@
-//! hugerace: a reproducer for the Linux hugetlb alloc-instantiate race.
+//! hugerace: a reproducer of Linux hugetlb bugs, races among them (src/races/ lists them).
 //!
 //! Layers, top to bottom, each using only those below it:
 //! - `run`: one whole invocation; `pid1`: hugerace as a test image's /init;
 //! - `races`: the table of the hugetlb bugs hugerace knows, a module per kind;
 //! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `cgroup`, `lock`, `others`, `stats`,
 //!   `progress`: the steps;
-//! - `step`: the words they share (`Step`, `Stop`, `Res`, `Mode`); `out`: the line they write;
+//! - `job`: what the invocation hands a kind; `step`: the words they share (`Step`, `Stop`,
+//!   `Verdict`, `Res`); `out`: the line they write;
 //! - `parse`: pure parsers of /proc, /sys and command-line text;
 //! - `sys`: typed syscalls returning `Result<T, Errno>` (with `arch`, the only `unsafe`);
 //! - `arch`: the syscall instruction, `_start`, clone, the signal restorer, the cycle counter.
@@ -19,6 +20,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod cpus;
 pub mod hugefile;
+pub mod job;
 pub mod lock;
 pub mod others;
 pub mod out;

@@ -314,6 +314,13 @@ impl Pool {
         counts(self.size)
     }
 
+    /// The counters, TBROK when they cannot be read or cannot come from a sound kernel.
+    pub fn read(&self, why: &mut Line) -> Step<Counts> {
+        let c = self.counts().map_err(|e| Stop::sys(why, "reading the hugepage counters", e))?;
+        judge(self.size, &c, why)?;
+        Ok(c)
+    }
+
     /// Whether the run changed anything that `restore` will put back.
     pub fn changed(&self) -> bool {
         self.orig_nr.is_some() || self.orig_overcommit.is_some()

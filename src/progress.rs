@@ -4,7 +4,6 @@
 //! harness's capture, or inside the results on a terminal or console that carries both.
 
 use crate::out::{Line, STDERR, STDOUT};
-use crate::step::Mode;
 use crate::sys;
 
 /// From this many races (`-i`) a run counts as long; any `-I` run does.
@@ -17,7 +16,7 @@ const WIPE: &str = "\r\x1b[K";
 pub struct Progress {
     on: bool,
     drawn: bool,
-    mode: Mode,
+    mode: &'static str,
     size: u64,
     cfg_iterations: u64,
     cfg_seconds: u64,
@@ -29,7 +28,7 @@ impl Progress {
     /// `want`: Some(true) draws whatever stderr is (`--progress`), Some(false) never (PID-1
     /// mode's console); None draws for a long run (`races` from -i, or `seconds` from -I)
     /// when stderr is a terminal of its own.
-    pub fn start(want: Option<bool>, races: u64, seconds: u64, mode: Mode, size: u64, t0: u64) -> Progress {
+    pub fn start(want: Option<bool>, races: u64, seconds: u64, mode: &'static str, size: u64, t0: u64) -> Progress {
         let long = seconds > 0 || races >= LONG_RUN;
         Progress {
             on: want.unwrap_or_else(|| long && own_terminal()),
@@ -79,8 +78,8 @@ fn own_terminal() -> bool {
 
 /// `hugerace: shared 2M: 1234/100000 races, 3.2s, 0 failed` (or `3.2s of 60s` under `-I`).
 #[allow(clippy::too_many_arguments)]
-fn render(l: &mut Line, mode: Mode, size: u64, done: u64, total: u64, elapsed_ns: u64, seconds: u64, failed: u64) {
-    l.s("hugerace: ").s(mode.name()).c(b' ').size(size).s(": ").u(done);
+fn render(l: &mut Line, mode: &str, size: u64, done: u64, total: u64, elapsed_ns: u64, seconds: u64, failed: u64) {
+    l.s("hugerace: ").s(mode).c(b' ').size(size).s(": ").u(done);
     if total > 0 {
         l.c(b'/').u(total);
     }
@@ -98,17 +97,17 @@ mod tests {
     #[test]
     fn the_line() {
         let mut l = Line::new();
-        render(&mut l, Mode::Shared, 2 << 20, 1234, 100_000, 3_250_000_000, 0, 0);
+        render(&mut l, "shared", 2 << 20, 1234, 100_000, 3_250_000_000, 0, 0);
         assert_eq!(l.as_bytes(), b"hugerace: shared 2M: 1234/100000 races, 3.2s, 0 failed");
         l.clear();
-        render(&mut l, Mode::Private, 1 << 30, 7, 0, 61_000_000_000, 60, 1);
+        render(&mut l, "private", 1 << 30, 7, 0, 61_000_000_000, 60, 1);
         assert_eq!(l.as_bytes(), b"hugerace: private 1G: 7 races, 61.0s of 60s, 1 failed");
     }
 
     #[test]
     fn short_runs_stay_quiet() {
-        assert!(!Progress::start(None, LONG_RUN - 1, 0, Mode::Shared, 2 << 20, 0).on);
-        assert!(!Progress::start(Some(false), 0, 60, Mode::Shared, 2 << 20, 0).on);
-        assert!(Progress::start(Some(true), 1, 0, Mode::Shared, 2 << 20, 0).on);
+        assert!(!Progress::start(None, LONG_RUN - 1, 0, "shared", 2 << 20, 0).on);
+        assert!(!Progress::start(Some(false), 0, 60, "shared", 2 << 20, 0).on);
+        assert!(Progress::start(Some(true), 1, 0, "shared", 2 << 20, 0).on);
     }
 }

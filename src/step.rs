@@ -1,6 +1,5 @@
 //! The words every step speaks: a step's result (`Step`), why it stopped (`Stop`), what a
-//! check found (`Verdict`), the
-//! result kinds a report tells (`Res`), and the race's modes (`Mode`). They sit below the
+//! check found (`Verdict`), and the result kinds a report tells (`Res`). They sit below the
 //! steps and the report alike, so that no step has to know how results are printed.
 
 use crate::out::Line;
@@ -84,21 +83,3 @@ impl Stop {
 }
 
 pub type Step<T> = Result<T, Stop>;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Mode {
-    Shared,
-    Private,
-    /// The dontneed race: MADV_DONTNEED against a fault, on one private anonymous page.
-    Dontneed,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Shared => "shared",
-            Mode::Private => "private",
-            Mode::Dontneed => "dontneed",
-        }
-    }
-}

@@ -257,14 +257,19 @@ const BUDGETS: [(&str, u64); 8] = [
     // kernels and refusals, --list, the races part of --help, --race lists and `all` (a
     // TCONF per kind that cannot run, destructive kinds refused unless --destructive or the
     // machine's own init): +4.5 to 6.3 KB (x86_64 70,704 -> 76,648 B).
+    // Issue 19 (stage B2) raised ppc64le 92 -> 96, ppc64 96 -> 100, i686 80 -> 84, armv7
+    // 88 -> 92 KiB: each kind of race behind one interface (a dyn Racing called by the
+    // racers, the session's steps out of line instead of inlined into one mode's frame,
+    // each kind's figures and JSON fields its own): ppc64le +4.2 KB, ppc64 +4.9, i686 +1.3,
+    // armv7 +0.6, s390x +2.4, x86_64 +0.2, riscv64 -0.9.
     ("x86_64-unknown-linux-gnu", 76 << 10),
     ("aarch64-unknown-linux-gnu", 80 << 10),
-    ("powerpc64le-unknown-linux-gnu", 92 << 10),
-    ("powerpc64-unknown-linux-gnu", 96 << 10),
+    ("powerpc64le-unknown-linux-gnu", 96 << 10),
+    ("powerpc64-unknown-linux-gnu", 100 << 10),
     ("riscv64gc-unknown-linux-gnu", 72 << 10),
     ("s390x-unknown-linux-gnu", 84 << 10),
-    ("i686-unknown-linux-gnu", 80 << 10),
-    ("armv7-unknown-linux-gnueabihf", 88 << 10),
+    ("i686-unknown-linux-gnu", 84 << 10),
+    ("armv7-unknown-linux-gnueabihf", 92 << 10),
 ];
 const GOAL: u64 = 24 << 10;
 

@@ -25,7 +25,7 @@ pub enum PageSel {
 
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    /// `--race`: the kinds to run, as written (`alloc`, `alloc,dontneed`, `all`); empty: the
+    /// `--race`: the kinds to run, as written (`NAME`, `NAME,NAME`, `all`); empty: the
     /// default kind. `races::select` reads it against the table of kinds.
     pub races: &'static [u8],
     /// The mode word (`-m`, or bare), as written; None: every mode of each kind. Also read by

@@ -11,7 +11,7 @@
 use super::control::*;
 use super::crew::Crew;
 use super::protocol::{End, RacerState};
-use crate::step::Mode;
+use super::racing::Judged;
 use crate::sys;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
@@ -21,9 +21,8 @@ enum Closed {
     Missing,
     /// A racer died in it: it counts, failed.
     Failed,
-    /// Every racer finished its step; `overlapped` says whether they were inside their steps
-    /// at one moment, `level` whether the race started level (a miss then earns a pause).
-    Finished { overlapped: bool, level: bool },
+    /// Every racer finished its step: the kind's judge.
+    Finished(Judged),
 }
 
 impl Crew<'_> {
@@ -67,10 +66,10 @@ impl Crew<'_> {
             Closed::Failed => {
                 // A failed race counts, whatever the stamps of the survivors say.
                 self.ctl().iterations.fetch_add(1, Release);
-                self.next_aim(true, false);
+                self.racing.failed();
                 return self.end(End::Faulted);
             }
-            Closed::Finished { overlapped, level } => match self.count(overlapped, level) {
+            Closed::Finished(judged) => match self.count(judged) {
                 Ok(done) => done,
                 Err(end) => return self.end(end),
             },
@@ -87,7 +86,7 @@ impl Crew<'_> {
     /// A warm-up lap: caches and branch predictors learn the rendezvous and the last
     /// arriver's wait is tuned, so that even a single race starts tight.
     fn close_lap(&self, g: u32, stop: bool) {
-        self.tune_delay(g);
+        self.racing.lap(self, g);
         if stop || (0..self.n).any(|i| self.slot(i).missing.load(Acquire) != 0) {
             return self.end(if stop { End::Done } else { End::Missing });
         }
@@ -97,10 +96,8 @@ impl Crew<'_> {
         self.release(g)
     }
 
-    /// Judge the race from the racers' slots and stamps.
+    /// Judge the race: the racers' slots, then the kind's judge of their stamps.
     fn judge(&self, g: u32) -> Closed {
-        let ctl = self.ctl();
-        let mut j = Judge::default();
         let mut dead = false;
         for i in 0..self.n {
             let s = self.slot(i);
@@ -110,45 +107,31 @@ impl Crew<'_> {
                     if s.missing.load(Acquire) != 0 {
                         return Closed::Missing;
                     }
-                    j.add(s.t0.load(Acquire), s.t1.load(Acquire));
                 }
             }
         }
         if dead {
             return Closed::Failed;
         }
-        // The race just run started level, or its racers were staggered on purpose.
-        let level = ctl.aim.load(Relaxed) == 0 && self.mode != Mode::Dontneed;
-        if self.mode == Mode::Dontneed {
-            return Closed::Finished { overlapped: self.judge_dontneed(), level };
-        }
-        // The start skew is the rendezvous's: measured on races that start level.
-        if ctl.aim.load(Relaxed) == 0 {
-            ctl.skew.add(j.skew());
-            self.tune_delay(g);
-        }
-        ctl.fault.add(j.fault);
-        let ok = j.overlapped();
-        self.next_aim(false, !ok);
-        Closed::Finished { overlapped: ok, level }
+        Closed::Finished(self.racing.judge(self, g))
     }
 
     /// Keep the books of a race every racer finished: a race that overlapped counts (and
     /// passed), a missed one is counted apart and raced again. Returns the races that count
     /// so far, or how the run ends.
-    fn count(&self, overlapped: bool, level: bool) -> Result<u64, End> {
+    fn count(&self, judged: Judged) -> Result<u64, End> {
         let ctl = self.ctl();
-        if overlapped {
+        let Judged::Missed { pause } = judged else {
             ctl.missed_row.store(0, Relaxed);
             ctl.passed.fetch_add(1, Release);
             return Ok(ctl.iterations.fetch_add(1, Release) + 1);
-        }
+        };
         // A missed race proves nothing: it is counted, and raced again.
         ctl.missed.fetch_add(1, Release);
         if ctl.missed_row.fetch_add(1, Relaxed) + 1 >= MISS_BOUND {
             return Err(End::MissedTooOften);
         }
-        if level {
+        if pause {
             self.pause();
         }
         Ok(ctl.iterations.load(Acquire))

@@ -11,17 +11,6 @@ pub const WARMUP: u32 = 4;
 /// Missed races in a row that end the run: a CPU that cannot keep up, not bad luck.
 pub const MISS_BOUND: u64 = 100;
 
-/// The alloc race's start offsets of racers 2.. after racer 1, in ns, swept race by race
-/// unless --offset fixes one. The narrow window between the winner's allocation and its
-/// instantiation wants the loser a little behind, not level (on the narrow mutant under
-/// TCG, private races failed 24% level and 64-67% at 0.3-1 µs behind), and how far behind
-/// depends on the machine: each entry is tried, and the more often one has failed races,
-/// the more often it is tried (on a sound kernel none fails: the sweep stays even).
-/// Log-spaced up to 102 µs: a window of a few µs on hardware is ten to fifty times as long
-/// under emulation.
-pub const OFFSETS_NS: [u64; OFFSETS] = [0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102400];
-pub const OFFSETS: usize = 12;
-
 /// Counter value meaning "not checked" for the expected state.
 pub const UNCHECKED: u64 = u64::MAX;
 
@@ -40,7 +29,7 @@ pub struct Control {
     /// Running until the run ends; the supervisor sleeps on it.
     pub end: Word<End>,
     pub renew_errno: AtomicU32,
-    /// Private mode: the process whose threads the racers are (its pid), and how its own
+    /// Racer threads: the process whose threads they are (its pid), and how its own
     /// setup failed.
     pub host: AtomicU32,
     pub host_step: Word<SetupStep>,
@@ -57,18 +46,6 @@ pub struct Control {
     /// Counter ticks the last racer to reach the start line waits before its write: the
     /// measured time its partners need to see its trigger (one cache-line transfer).
     pub delay: AtomicU64,
-    /// --offset: racers 2.. start this long after racer 1 in every race (u64::MAX: the
-    /// offset is swept over OFFSETS_NS instead).
-    pub offset_ns: AtomicU64,
-    /// ns to counter ticks: ticks = ns * tick_num / tick_den, measured at the first start.
-    pub tick_num: AtomicU64,
-    pub tick_den: AtomicU64,
-    /// The alloc race: the OFFSETS_NS entry of the race under way, and per entry the races
-    /// run with it (missed ones included) and those that failed.
-    pub bin: AtomicU32,
-    pub bin_races: [AtomicU32; OFFSETS],
-    pub bin_failed: [AtomicU32; OFFSETS],
-    pub bin_missed: [AtomicU32; OFFSETS],
     /// Run until this many races count (0: until `until_ns`)...
     pub want: AtomicU64,
     /// ...or until this CLOCK_MONOTONIC time (0: no limit).
@@ -83,14 +60,9 @@ pub struct Control {
     /// spent racing over every start: races/s leaves warm-up laps and restarts out.
     pub lap_t0: AtomicU64,
     pub race_ns: AtomicU64,
-    /// Ticks after the start at which racers 2.. (the alloc race) or the writer (the dontneed
-    /// race, after the madvise's start) are to store in this race; the dontneed race's
-    /// madvise's mean duration so far (ticks).
-    pub aim: AtomicU64,
-    pub madvise_ticks: AtomicU64,
+    /// The start skew and the slowest step of each race, as the kind measures them.
     pub skew: Hist,
     pub fault: Hist,
-    pub madvise: Hist,
 }
 
 // A cache line (or two) per racer, so that one racer's trigger shares no line with another's.
@@ -123,12 +95,8 @@ pub struct Slot {
     pub fault_free: AtomicU64,
     pub t0: AtomicU64,
     pub t1: AtomicU64,
-    /// The dontneed race's writer: whether its store faulted (its minor faults moved).
-    pub faulted: AtomicU32,
-    /// The dontneed race's madvise: 1 while racer 1 is inside the call.
-    pub inside: AtomicU32,
-    /// The writer's fault handler: whether the madvise was still under way when it ran.
-    pub fault_inside: AtomicU32,
+    /// The kind's note at the fault (`Racing::at_fault`).
+    pub fault_note: AtomicU32,
 }
 
 /// What one iteration's stamps say: each racer's counter just before (t0) and just after

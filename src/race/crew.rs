@@ -1,11 +1,12 @@
 //! The crew: what the racers of one mode on one size share (the control page, the contested
-//! page and how to renew it), and the raw figures read back from it.
+//! page and how to renew it, the kind that says what they do), and the raw figures read
+//! back from it.
 
 use super::control::*;
-
+use super::racing::Racing;
 use crate::out::Line;
 use crate::stats::Hist;
-use crate::step::{Mode, Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, Errno, Mapping, Shared};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -13,30 +14,35 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 /// the process that races on it): the state of race 1.
 pub type Renew<'a> = &'a (dyn Fn() -> Result<(), Errno> + Sync);
 
+/// The last arriver never waits longer than this many ticks (a few µs at any counter rate).
+const START_DELAY_MAX: i64 = 1 << 13;
+const START_DELAY_STEP: i64 = 1 << 8;
+
 /// What the racers share: the control page, the contested page and how to renew it.
 pub struct Crew<'a> {
     pub(super) ctl: Shared<Control, Slot>,
     pub(super) n: usize,
-    pub(super) page: &'a Mapping,
+    pub page: &'a Mapping,
     pub(super) renew: Renew<'a>,
     pub(super) size: u64,
     /// The counters every race must start from, held open (None: no per-size sysfs).
     pub(super) census: Option<crate::pool::Census>,
     pub(super) rt: bool,
     pub(super) parent: i32,
-    pub(super) mode: Mode,
+    /// Whether the racers are threads of one child process (else processes of their own).
+    pub(super) threads: bool,
+    pub(super) racing: &'a dyn Racing,
 }
 
 impl<'a> Crew<'a> {
-    /// What `n` racers of one mode on one page size share. The racers and the fault
-    /// handler hold its address for as long as they run, so it must not move: the caller
-    /// owns it and `Race` only borrows it.
-    /// `offset_ns`: racers 2.. start this long after racer 1 in every race; None: swept.
-    pub fn new(mode: Mode, size: u64, page: &'a Mapping, renew: Renew<'a>, n: usize, rt: bool, offset_ns: Option<u64>, why: &mut Line) -> Step<Crew<'a>> {
+    /// What `n` racers of `racing` on one page size share. The racers and the fault handler
+    /// hold its address for as long as they run, so it must not move: the caller owns it
+    /// and `Race` only borrows it.
+    pub fn new(racing: &'a dyn Racing, size: u64, page: &'a Mapping, renew: Renew<'a>, n: usize, rt: bool, why: &mut Line) -> Step<Crew<'a>> {
         let ctl: Shared<Control, Slot> = Shared::new(n + 1).map_err(|e| Stop::sys(why, "mmap control page", e))?;
-        ctl.head().offset_ns.store(offset_ns.unwrap_or(u64::MAX), Relaxed);
         ctl.head().expect_free.store(UNCHECKED, Relaxed);
-        Ok(Crew { ctl, n, page, renew, size, census: crate::pool::Census::open(size), rt, parent: sys::getpid(), mode })
+        let census = crate::pool::Census::open(size);
+        Ok(Crew { ctl, n, page, renew, size, census, rt, parent: sys::getpid(), threads: racing.threads(), racing })
     }
 
     pub(super) fn ctl(&self) -> &Control {
@@ -46,6 +52,35 @@ impl<'a> Crew<'a> {
         // Slots 0..n are the racers'; slot n is a spare that any index past them lands on,
         // so this never fails.
         self.ctl.slot(i)
+    }
+
+    /// How many racers race.
+    pub fn racers(&self) -> usize {
+        self.n
+    }
+
+    /// Racer i's stamps in the race just closed: just before and just after its step.
+    pub fn stamps(&self, i: usize) -> (u64, u64) {
+        let s = self.slot(i);
+        (s.t0.load(Acquire), s.t1.load(Acquire))
+    }
+
+    /// The judge of every racer's stamps in the race just closed.
+    pub fn judge_stamps(&self) -> Judge {
+        let mut j = Judge::default();
+        for i in 0..self.n {
+            let (t0, t1) = self.stamps(i);
+            j.add(t0, t1);
+        }
+        j
+    }
+
+    /// A start skew and a step's duration, in ticks, into the figures.
+    pub fn add_skew(&self, ticks: u64) {
+        self.ctl().skew.add(ticks);
+    }
+    pub fn add_fault(&self, ticks: u64) {
+        self.ctl().fault.add(ticks);
     }
 
     /// Every race from now on must start from these free and reserved counts.
@@ -64,11 +99,6 @@ impl<'a> Crew<'a> {
             race_ns: ctl.race_ns.load(Acquire),
             skew: &ctl.skew,
             fault: &ctl.fault,
-            madvise: &ctl.madvise,
-            offsets: &OFFSETS_NS,
-            offset_races: &ctl.bin_races,
-            offset_failed: &ctl.bin_failed,
-            swept: ctl.offset_ns.load(Relaxed) == u64::MAX || self.mode == Mode::Dontneed,
         }
     }
 
@@ -82,36 +112,31 @@ impl<'a> Crew<'a> {
         }
     }
 
-    /// Measure the counter's rate against CLOCK_MONOTONIC over at least 2 ms from `t0` (once
-    /// per crew), and aim the first race: offsets are given in ns, raced in ticks.
-    pub(super) fn calibrate(&self, t0: (u64, u64)) {
-        let ctl = self.ctl();
-        if ctl.tick_den.load(Relaxed) != 0 {
-            // A restart (--keep-going): the race that failed chose the next offset already.
+    /// Steer the last arriver's wait so that its step starts when its partners', who learn
+    /// of its trigger one cache-line transfer later: add half the signed gap between their
+    /// mean start and its own. Converges in a few races; bounded by START_DELAY_MAX. For
+    /// kinds whose races start level (a staggered start wants its gaps).
+    pub fn tune_delay(&self, g: u32) {
+        // The last arriver, then its partners' mean start relative to its own: differences
+        // of nearby stamps fit an i64, so no 128-bit division routine lands in the binary.
+        let Some(j) = (0..self.n).rev().find(|&i| self.slot(i).last.load(Acquire) == g) else { return };
+        let l = self.slot(j).t0.load(Acquire);
+        let (mut sum, mut k) = (0i64, 0i64);
+        for i in (0..self.n).filter(|&i| i != j) {
+            // Clamped so that no number of racers overflows the sum; the gap is clamped
+            // far tighter below anyway.
+            sum += (self.slot(i).t0.load(Acquire).wrapping_sub(l) as i64).clamp(-(1 << 40), 1 << 40);
+            k += 1;
+        }
+        if k == 0 {
             return;
         }
-        // Only offsets in ns need the ratio: level races (the default) and the dontneed race
-        // (aimed in ticks of the madvise) take no 2 ms for it.
-        let fixed = ctl.offset_ns.load(Relaxed);
-        if fixed == 0 || self.mode == Mode::Dontneed {
-            ctl.tick_num.store(1, Relaxed);
-            ctl.tick_den.store(1, Relaxed);
-        } else {
-            let spent = sys::monotonic_ns().saturating_sub(t0.0);
-            if spent < 2_000_000 {
-                sys::sleep_ns(2_000_000 - spent);
-            }
-            let (ns, ticks) = (sys::monotonic_ns().saturating_sub(t0.0), sys::cycles().wrapping_sub(t0.1));
-            // Kept below 2^32 so that an offset times the ratio cannot overflow.
-            let shift = (64 - ns.max(ticks).leading_zeros()).saturating_sub(32);
-            ctl.tick_num.store((ticks >> shift).max(1), Relaxed);
-            ctl.tick_den.store((ns >> shift).max(1), Relaxed);
-        }
-        if self.mode != Mode::Dontneed {
-            ctl.bin.store(0, Relaxed);
-            let ns = if fixed == u64::MAX { 0 } else { fixed };
-            ctl.aim.store(ns.saturating_mul(ctl.tick_num.load(Relaxed)) / ctl.tick_den.load(Relaxed), Relaxed);
-        }
+        // A preempted racer shows up as a gap of milliseconds: not a transfer time, so each
+        // step is clamped and outliers barely move the estimate.
+        let gap = (sum / k).clamp(-START_DELAY_STEP, START_DELAY_STEP);
+        let ctl = self.ctl();
+        let d = ctl.delay.load(Relaxed) as i64 + gap / 2;
+        ctl.delay.store(d.clamp(0, START_DELAY_MAX) as u64, Relaxed);
     }
 
     /// Clear what one start leaves on the control page; the tallies stay.
@@ -138,11 +163,4 @@ pub struct Tally<'a> {
     pub race_ns: u64,
     pub skew: &'a Hist,
     pub fault: &'a Hist,
-    /// The dontneed race: the madvise calls' durations.
-    pub madvise: &'a Hist,
-    /// The alloc race's offset sweep: each offset (ns), the races run with it and failed.
-    pub offsets: &'a [u64; OFFSETS],
-    pub offset_races: &'a [core::sync::atomic::AtomicU32; OFFSETS],
-    pub offset_failed: &'a [core::sync::atomic::AtomicU32; OFFSETS],
-    pub swept: bool,
 }

@@ -1,4 +1,4 @@
-//! The process that hosts private-mode racer threads.
+//! The process that hosts racer threads (a kind whose racers are threads of one mm).
 
 
 use super::protocol::{End, SetupStep};
@@ -7,7 +7,7 @@ use super::crew::Crew;
 use crate::sys::{self, Errno, Stacks};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-/// What the host of private-mode racers needs (its own copy, made at the clone).
+/// What the host of racer threads needs (its own copy, made at the clone).
 pub(super) struct HostArg<'a> {
     pub(super) crew: &'a Crew<'a>,
     pub(super) stacks: &'a Stacks,
@@ -16,7 +16,7 @@ pub(super) struct HostArg<'a> {
 /// How long the host of private racers waits for each thread to leave.
 pub(super) const JOIN_NS: u64 = 5_000_000_000;
 
-/// Private mode's racer threads live in a process of their own, so that whatever kills
+/// Racer threads live in a process of their own, so that whatever kills
 /// them (a fatal signal ends a whole thread group) leaves the supervisor alive to restore
 /// the pool and report. It maps the contested page itself: a MAP_PRIVATE hugetlb mapping
 /// inherited through fork carries no reservation, so only the process that races on it

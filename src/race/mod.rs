@@ -1,36 +1,45 @@
-//! The race: racers pinned to distinct CPUs, lined up by spin triggers on a shared page (no
-//! futex on the release path), all writing the same contested hugepage. A racer that the
-//! kernel fails with SIGBUS records what happened on the control page and ends alone.
+//! The engine of every racing kind: racers pinned to distinct CPUs, lined up by spin
+//! triggers on a shared page (no futex on the release path), each taking its step on the
+//! contested hugepage (what the step is, a write or a madvise, is the kind's: `Racing`). A
+//! racer that the kernel fails with SIGBUS records what happened on the control page and
+//! ends alone.
 //!
 //! One iteration (one race): each racer sets its own trigger to the generation and spins
-//! until every partner's matches; all write, stamping the cycle counter on both sides; the
-//! last racer to finish closes the iteration. It judges the stamps (a race in which the
-//! racers were never inside their writes at one moment is missed, counted, and run again),
-//! gives the page back and reserves it again, so that the pool reads exactly as before race
-//! 1, checks that it does, and wakes the others, which sleep on a futex between iterations.
+//! until every partner's matches; all take their steps, stamping the cycle counter on both
+//! sides; the last racer to finish closes the iteration (close.rs). The kind judges the
+//! stamps (a race in which the racers were never where the bug is at one moment is missed,
+//! counted, and run again); the closer gives the page back and makes race 1's state again,
+//! so that the pool reads exactly as before race 1, checks that it does, and wakes the
+//! others, which sleep on a futex between iterations. `session` holds the steps around it:
+//! the pool, the file and the fill, --keep-going's restarts, and the verdict.
 //!
-//! The supervisor (the process that owns the pool) never races: shared-mode racers are
-//! processes of their own, and private-mode racers are threads of one child process, so
+//! The supervisor (the process that owns the pool) never races: racers are processes
+//! of their own, or threads of one child process (as the kind says), so
 //! that nothing that kills a racer can kill the supervisor. It sleeps until the run is
 //! over, waking now and then to watch for signals, racers gone missing, and iterations
 //! that never end; it judges a racer's death by what killed it.
 
-mod aim;
 mod close;
 mod control;
 mod crew;
 mod host;
 mod protocol;
 mod racer;
+mod racing;
+pub mod session;
+pub mod sweep;
+mod verdict;
 mod watch;
 
+pub use control::Judge;
 pub use crew::{Crew, Renew, Tally};
+pub use racing::{Judged, Racing, State};
 pub use watch::{death_line, interrupted, Death, Fault, Outcome, Race};
 use host::HostArg;
 use watch::oom_kills;
 
 use crate::out::Line;
-use crate::step::{Mode, Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, k, Errno, Stacks};
 use protocol::End;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -46,15 +55,15 @@ impl<'a> Race<'a> {
         crew.clear_start();
         let clock0 = (sys::monotonic_ns(), sys::cycles());
         choose(&mut |i, cpu| crew.slot(i as usize).cpu.store(cpu, Relaxed));
-        // One stack per racer, and one for private mode's racer process.
+        // One stack per racer, and one for the racer threads' process.
         let stacks = Stacks::new(n + 1, STACK).map_err(|e| Stop::sys(why, "mmap racer stacks", e))?;
         let mut race = Race { crew, stacks: None, spawned: 0, host: 0, oom_before: oom_kills() };
         sys::on_faults(crew, racer::on_fault).map_err(|e| Stop::sys(why, "sigaction(SIGBUS)", e))?;
-        let r = match crew.mode {
-            Mode::Shared => (0..n).try_for_each(|i| {
+        let r = match crew.threads {
+            false => (0..n).try_for_each(|i| {
                 stacks.spawn(i, k::SIGCHLD, &crew.slot(i).tid, racer::racer, crew).map(|_| race.spawned += 1).map_err(|e| (i, e))
             }),
-            Mode::Private | Mode::Dontneed => {
+            true => {
                 // The host's copy of this (made at the clone) is what it reads.
                 let arg = HostArg { crew, stacks: &stacks };
                 stacks.spawn(n, k::SIGCHLD, &crew.ctl().host, host::host, &arg).map(|p| (race.spawned, race.host) = (1, p)).map_err(|e| (0, e))
@@ -69,7 +78,7 @@ impl<'a> Race<'a> {
             return Err(Stop::brok(why));
         }
         race.wait_started(why)?;
-        crew.calibrate(clock0);
+        crew.racing.first_aim(clock0);
         Ok(race)
     }
 

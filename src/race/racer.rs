@@ -1,10 +1,9 @@
-//! The racer's side: setup (signals, pinning), the loop of start line and write, the
-//! closing of an iteration by whichever racer finishes it last, and the fault handler.
+//! The racer's side: setup (signals, pinning), the loop of start line and the kind's step
+//! (the closing of a race is close.rs), and the fault handler.
 
 use super::control::*;
 use super::protocol::{End, RacerState, SetupStep};
 use super::crew::Crew;
-use crate::step::Mode;
 use crate::sys::{self, Errno};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -55,10 +54,10 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
     let ctl = crew.ctl();
     let me = crew.slot(i);
     me.self_tid.store(sys::gettid() as u32, Release);
-    let setup = match crew.mode {
-        Mode::Shared => child_setup(crew),
+    let setup = match crew.threads {
+        false => child_setup(crew),
         // A thread of the host, which did the rest.
-        Mode::Private | Mode::Dontneed => sys::block_termination(true).map_err(|e| (SetupStep::Signals, e)),
+        true => sys::block_termination(true).map_err(|e| (SetupStep::Signals, e)),
     };
     if let Err((step, e)) = setup.and_then(|_| pin(me)) {
         return fail_setup(me, ctl, step, e);
@@ -69,7 +68,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
     me.state.store(RacerState::Ready, Release);
     ctl.started.fetch_add(1, Release);
     sys::futex_wake(&ctl.started, i32::MAX as u32);
-    let dontneed = crew.mode == Mode::Dontneed;
+    let racing = crew.racing;
 
     let mut g = 0u32;
     loop {
@@ -87,7 +86,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             }
             let _ = sys::futex_wait(&ctl.generation, g, 0);
         }
-        let faults = if dontneed { sys::minor_faults() } else { 0 };
+        let armed = racing.arm(i);
         // Ready... set...
         me.ready.store(g, Release);
         match start_line(crew, g) {
@@ -96,7 +95,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
                 crew.finish(g);
                 continue;
             }
-            Ok(true) if ctl.aim.load(Relaxed) == 0 || dontneed => {
+            Ok(true) if racing.level() => {
                 // Last to arrive: the others see our trigger only now; start with them.
                 me.last.store(g, Relaxed);
                 let (d, t) = (ctl.delay.load(Relaxed), sys::cycles());
@@ -104,53 +103,11 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             }
             _ => {}
         }
-        if i > 0 && !dontneed {
-            // Racers 2.. start this race's offset behind racer 1 (counter ticks).
-            let (aim, t) = (ctl.aim.load(Relaxed), sys::cycles());
-            while sys::cycles().wrapping_sub(t) < aim {}
-        }
-        let (t0, t1) = if dontneed { dontneed_step(crew, i, g > WARMUP, faults) } else { alloc_step(crew, i, g > WARMUP) };
+        let (t0, t1) = racing.step(crew, i, g > WARMUP, armed);
         me.t0.store(t0, Relaxed);
         me.t1.store(t1, Relaxed);
         crew.finish(g);
     }
-}
-
-/// The alloc race's step: the contested write, stamped on both sides (a warm-up lap only
-/// stamps).
-#[inline(always)]
-fn alloc_step(crew: &Crew, i: usize, real: bool) -> (u64, u64) {
-    let t0 = sys::cycles();
-    if real {
-        crew.page.store_u32(0, i as u32 + 1);
-    }
-    (t0, sys::cycles())
-}
-
-/// The dontneed race's step. Racer 1 drops the page with MADV_DONTNEED; racer 2 waits the
-/// aim (ticks after the start, where the madvise has unmapped the page but may not have
-/// freed it yet) and stores, and notes whether its store faulted.
-#[inline(always)]
-fn dontneed_step(crew: &Crew, i: usize, real: bool, faults: u64) -> (u64, u64) {
-    if i == 0 {
-        let inside = &crew.slot(0).inside;
-        let t0 = sys::cycles();
-        if real {
-            inside.store(1, Release);
-            let _ = crew.page.madvise(0, crew.page.len(), sys::k::MADV_DONTNEED);
-            inside.store(0, Release);
-        }
-        return (t0, sys::cycles());
-    }
-    let (aim, t) = (crew.ctl().aim.load(Relaxed), sys::cycles());
-    while sys::cycles().wrapping_sub(t) < aim {}
-    let t0 = sys::cycles();
-    if real {
-        crew.page.store_u32(0, 2);
-    }
-    let t1 = sys::cycles();
-    crew.slot(i).faulted.store((sys::minor_faults() != faults) as u32, Relaxed);
-    (t0, t1)
 }
 
 /// Spin until every racer's trigger shows generation `g`; Ok(true) if they all did at the
@@ -187,9 +144,9 @@ pub(super) fn on_fault(crew: &Crew, f: sys::Fault) {
     let tid = sys::gettid() as u32;
     let ctl = crew.ctl();
     let Some(s) = (0..crew.n).map(|i| crew.slot(i)).find(|s| s.self_tid.load(Acquire) == tid) else { return };
-    // First whether the dontneed race's madvise is still under way, then the pool, while
-    // whoever holds the last page still holds it.
-    s.fault_inside.store(crew.slot(0).inside.load(Acquire), Relaxed);
+    // First the kind's look at the moment (what its other racers are doing), then the
+    // pool, while whoever holds the last page still holds it.
+    s.fault_note.store(crew.racing.at_fault(), Relaxed);
     if let Ok(c) = crate::pool::counts(crew.size) {
         s.fault_total.store(c.total, Relaxed);
         s.fault_free.store(c.free, Relaxed);

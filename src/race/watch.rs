@@ -6,7 +6,7 @@ use super::control::*;
 use super::protocol::{End, RacerState, SetupStep};
 use super::crew::Crew;
 use crate::out::Line;
-use crate::step::{Mode, Step, Stop};
+use crate::step::{Step, Stop};
 use crate::sys::{self, k, Errno, Stacks};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use super::host::JOIN_NS;
@@ -27,18 +27,15 @@ pub struct Fault {
     /// The pool when the fault handler ran: all pages, and free ones.
     pub total: u64,
     pub free: u64,
-    /// The dontneed race: how many counter ticks after the madvise's start the writer was
-    /// aimed to store, and whether the madvise was still under way when the writer's fault
-    /// handler ran.
-    pub aim: u64,
-    pub madvise_inside: bool,
+    /// What the kind noted at the fault (`Racing::at_fault`).
+    pub note: u32,
 }
 
-/// A racer (or, in private mode, the process of the racer threads) that died of a signal
+/// A racer (or the process of the racer threads) that died of a signal
 /// the race does not catch.
 #[derive(Clone, Copy, Debug)]
 pub struct Death {
-    /// The racer (0-based), or None for private mode's racer process.
+    /// The racer (0-based), or None for the racer threads' process.
     pub racer: Option<usize>,
     pub pid: i32,
     pub sig: u32,
@@ -62,7 +59,7 @@ pub struct Race<'a> {
     pub(super) stacks: Option<Stacks>,
     /// Racer processes (shared) or the racer threads' process (private) started.
     pub(super) spawned: usize,
-    /// Private mode: the racer threads' process. (Not read back from the control page: the
+    /// Racer threads: their process. (Not read back from the control page: the
     /// kernel clears that word when the process exits with threads.)
     pub(super) host: i32,
     pub(super) oom_before: Option<u64>,
@@ -110,9 +107,9 @@ impl Race<'_> {
 
     /// The pid of racer process i (shared) or of the racer threads' process (private).
     fn pid(&self, i: usize) -> i32 {
-        match self.crew.mode {
-            Mode::Shared => self.crew.slot(i).tid.load(Acquire) as i32,
-            Mode::Private | Mode::Dontneed => self.host,
+        match self.crew.threads {
+            false => self.crew.slot(i).tid.load(Acquire) as i32,
+            true => self.host,
         }
     }
 
@@ -131,10 +128,10 @@ impl Race<'_> {
             if self.crew.ctl().end.load(Acquire) != End::Running {
                 return None;
             }
-            let racer = match self.crew.mode {
-                Mode::Shared if self.crew.slot(i).state.load(Acquire) == RacerState::Dead => continue,
-                Mode::Shared => Some(i),
-                Mode::Private | Mode::Dontneed => None,
+            let racer = match self.crew.threads {
+                false if self.crew.slot(i).state.load(Acquire) == RacerState::Dead => continue,
+                false => Some(i),
+                true => None,
             };
             let oom_kills = self.oom_before.and_then(|b| oom_kills().map(|a| a.saturating_sub(b)));
             let oom_victim = if oom_kills.unwrap_or(0) > 0 { oom_victim(pid) } else { Some(false) };
@@ -170,8 +167,7 @@ impl Race<'_> {
                     winners,
                     total: s.fault_total.load(Acquire),
                     free: s.fault_free.load(Acquire),
-                    aim: ctl.aim.load(Acquire),
-                    madvise_inside: s.fault_inside.load(Acquire) != 0,
+                    note: s.fault_note.load(Acquire),
                 }))
             }
             End::Missing => {
@@ -213,8 +209,8 @@ impl Race<'_> {
         }
     }
 
-    /// Stop and join every racer. Processes that will not go are killed; in private mode
-    /// the racer threads go with their process.
+    /// Stop and join every racer. Processes that will not go are killed; racer threads go
+    /// with their process.
     pub(super) fn teardown(&mut self) {
         let ctl = self.crew.ctl();
         ctl.stop.store(1, Release);

@@ -6,8 +6,10 @@
 //! (tests/races.rs). Each kind's behaviour is a module of its own beside this one.
 
 use crate::cli::{Config, Error, Format, Key};
+use crate::job::{Frame, Job};
 use crate::out::{Line, STDOUT};
-use crate::step::Mode;
+use crate::report::{Record, Reporter, Telling};
+use crate::step::{Step, Verdict};
 
 mod alloc;
 mod dontneed;
@@ -49,12 +51,20 @@ pub struct Kind {
     /// the machine's own init (a throwaway boot) or with --destructive.
     pub destructive: bool,
     /// Its modes, each a result of its own; a kind with one mode names it after itself.
-    pub modes: &'static [Mode],
+    pub modes: &'static [&'static str],
     pub sizes: Sizes,
     /// libhugetlbfs's test of the same bug, if it has one (and then its format).
     pub libhugetlbfs: Option<Libhugetlbfs>,
     /// Options the kind cannot honour: a usage error when it was named, a TCONF under `all`.
     pub refuses: fn(&Config) -> Option<Error>,
+    /// Whether it starts racers (and so needs CPUs to pin them to).
+    pub races: bool,
+    /// Run one mode on one size: TPASS or TFAIL with the facts in `rec.msg`, or a Stop
+    /// with its reason there. What it prepares of the pool it leaves in the frame, which
+    /// the invocation restores and checks once the kind's pages and mappings are gone.
+    pub run: fn(&Job, &mut Reporter, &mut Record, &mut Frame) -> Step<Verdict>,
+    /// How it tells its figures.
+    pub tell: &'static Telling,
 }
 
 /// The table. The first row is what runs when `--race` is not given; destructive kinds come
@@ -66,10 +76,13 @@ pub const KINDS: &[Kind] = &[
         fix: Some(Fix { id: "3935baa9bcda", title: "hugepage: Serialize hugepage allocation and instantiation", release: "v2.6.17" }),
         kernels: "2.6.16 and older; any kernel that breaks the fault mutex's serialisation (make detect's mutants)",
         destructive: false,
-        modes: &[Mode::Shared, Mode::Private],
+        modes: &["shared", "private"],
         sizes: Sizes::Any,
         libhugetlbfs: Some(Libhugetlbfs { name: b"alloc-instantiate-race", usage: "<private|shared>" }),
         refuses: alloc::refuses,
+        races: true,
+        run: alloc::run,
+        tell: &alloc::TELL,
     },
     Kind {
         name: "dontneed",
@@ -77,10 +90,13 @@ pub const KINDS: &[Kind] = &[
         fix: Some(Fix { id: "2820b0f09be9", title: "hugetlbfs: close race between MADV_DONTNEED and page fault", release: "v6.6" }),
         kernels: "6.1 to 6.5, and 6.1.y (Debian 12's 6.1.192): that stable series did not take the fix",
         destructive: false,
-        modes: &[Mode::Dontneed],
+        modes: &["dontneed"],
         sizes: Sizes::Any,
         libhugetlbfs: None,
         refuses: dontneed::refuses,
+        races: true,
+        run: dontneed::run,
+        tell: &dontneed::TELL,
     },
 ];
 
@@ -109,7 +125,7 @@ impl Kind {
     pub fn modes_for(&self, word: Option<&[u8]>) -> u32 {
         let mut bits = 0;
         for (i, m) in self.modes.iter().enumerate() {
-            if self.modes.len() == 1 || word.is_none_or(|w| w == b"both" || w == m.name().as_bytes()) {
+            if self.modes.len() == 1 || word.is_none_or(|w| w == b"both" || w == m.as_bytes()) {
                 bits |= bit(i);
             }
         }
@@ -154,7 +170,7 @@ pub fn select(cfg: &Config) -> Result<Selection, Error> {
     }
     if let Some(w) = cfg.mode
         && w != b"both"
-        && !KINDS.iter().any(|k| k.modes.len() > 1 && k.modes.iter().any(|m| m.name().as_bytes() == w))
+        && !KINDS.iter().any(|k| k.modes.len() > 1 && k.modes.iter().any(|m| m.as_bytes() == w))
     {
         return Err(Error { msg: "mode must be a mode of a race (hugerace --list) or both", arg: w });
     }
@@ -215,7 +231,7 @@ fn tell_modes_and_sizes(l: &mut Line, k: &Kind) {
     if k.modes.len() > 1 {
         l.s("; modes");
         for (i, m) in k.modes.iter().enumerate() {
-            l.s(if i == 0 { " " } else { ", " }).s(m.name());
+            l.s(if i == 0 { " " } else { ", " }).s(m);
         }
     }
     match k.sizes {

@@ -41,7 +41,7 @@ fn modes_follow_the_word() {
     let alloc = &KINDS[0];
     let modes = |w: Option<&'static [u8]>| {
         let bits = alloc.modes_for(w);
-        alloc.modes.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, m)| m.name()).collect::<Vec<_>>()
+        alloc.modes.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, m)| *m).collect::<Vec<_>>()
     };
     assert_eq!(modes(None), ["shared", "private"]);
     assert_eq!(modes(Some(b"both")), ["shared", "private"]);

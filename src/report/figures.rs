@@ -1,19 +1,19 @@
-//! What a mode measured (`Figures`), and how the LTP and KTAP formats tell it: TINFO lines
-//! (`#` diagnostics) ahead of each result. (JSON carries them as fields of the result.)
+//! What a mode measured (`Figures`), and how a kind tells it (`Telling`): TINFO lines (`#`
+//! diagnostics) ahead of each result in the LTP and KTAP formats, fields of the result in
+//! JSON. The kinds write their own (src/races/); what racing kinds share is here.
 
 use super::{Record, Reporter};
-use crate::cli::Format;
-use crate::out::Line;
+use crate::out::{Doc, Line};
 use crate::stats::Summary;
-use crate::step::Mode;
 
 /// What one mode on one page size measured.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Figures {
+    /// Races (or checks) that counted, failed ones included.
     pub iterations: u64,
     pub passed: u64,
     pub failed: u64,
-    /// 1 when the racing ended in a race that broke (see run/mode.rs), else 0.
+    /// 1 when the racing ended in a race that broke (see race/session.rs), else 0.
     pub broken: u64,
     pub missed: u64,
     pub skew: Summary,
@@ -21,12 +21,14 @@ pub struct Figures {
     pub elapsed_ns: u64,
     /// Time spent in counted and missed races (warm-up laps and restarts left out).
     pub race_ns: u64,
-    /// The dontneed race: the madvise's duration (skew then holds when the writer's store
-    /// began after the madvise's start).
-    pub madvise_p50: u64,
-    /// The alloc race's swept start offsets: (ns, races, failed) each; empty if not swept.
-    pub offsets: [(u64, u64, u64); 12],
+    /// A kind's own duration, p50 (what it times is the kind's: see its module).
+    pub own_p50: u64,
+    /// A kind's sweep of aims, per entry: (the entry's value, races, failed); `swept`: it
+    /// was swept (not one aim fixed).
+    pub sweep: [(u64, u64, u64); 12],
     pub swept: bool,
+    /// A kind's own numbers (a check's counters), in the kind's order.
+    pub own: [u64; 8],
 }
 
 impl Figures {
@@ -40,35 +42,16 @@ impl Figures {
     }
 }
 
+/// How a kind tells its figures: its TINFO lines for a result (LTP, KTAP), and its fields
+/// of the result's JSON object after the common ones.
+pub struct Telling {
+    pub info: fn(&mut Reporter, what: &Line, r: &Record),
+    pub json: fn(&mut Doc, &mut Line, r: &Record),
+}
+
 impl Reporter<'_> {
-    pub(super) fn figures_info(&mut self, what: &Line, r: &Record) {
-        if self.format == Format::Json {
-            return;
-        }
-        let f = &r.figs;
-        if r.mode == Mode::Dontneed {
-            return self.info(&|l| {
-                l.b(what.as_bytes()).f(if f.iterations == 1 { ": {} race, {} failed" } else { ": {} races, {} failed" }, &[f.iterations, f.failed]).f(
-                    ", madvise p50 {}ns, the write began p50 {}ns p90 {}ns max {}ns after its start (aimed at 1/12 to 12/12 of it, the failing aims most), \
-                     the write's fault p50 {}ns, overlap {.2}% ({} missed and rerun), {.1} races/s",
-                    &[f.madvise_p50, f.skew.p50, f.skew.p90, f.skew.max, f.fault_p50, f.overlap_x100(), f.missed, f.rate_x10()],
-                );
-            });
-        }
-        if f.swept && f.failed > 0 {
-            // Where the kernel's window lies: which of racer 2's start offsets failed races.
-            self.info(&|l| {
-                let dontneed = r.mode == Mode::Dontneed;
-                l.b(what.as_bytes()).s(if dontneed { ": failed races by where the write was aimed in the madvise:" } else { ": failed races by racer 2's start offset:" });
-                for (i, &(ns, races, failed)) in f.offsets.iter().enumerate().filter(|o| o.1 .1 > 0) {
-                    if dontneed {
-                        l.f(" {}/12 {}/{}", &[i as u64 + 1, failed, races]);
-                    } else {
-                        l.f(" {}ns {}/{}", &[ns, failed, races]);
-                    }
-                }
-            });
-        }
+    /// The figures line every racing kind shows: races, skew, overlap, fault, rate.
+    pub fn racing_figures(&mut self, what: &Line, f: &Figures) {
         self.info(&|l| {
             l.b(what.as_bytes()).f(if f.iterations == 1 { ": {} race, {} failed" } else { ": {} races, {} failed" }, &[f.iterations, f.failed]).f(
                 ", skew p50 {}ns p90 {}ns p99 {}ns max {}ns, overlap {.2}% ({} missed and rerun), fault p50 {}ns, {.1} races/s \
@@ -77,7 +60,6 @@ impl Reporter<'_> {
             );
         });
     }
-
 }
 
 #[cfg(test)]

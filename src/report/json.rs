@@ -3,9 +3,9 @@
 
 use super::Record;
 use crate::out::{Doc, Line};
-use crate::step::{Mode, Res};
+use crate::step::Res;
 
-fn json_str(doc: &mut Doc, l: &mut Line, s: &[u8]) {
+pub fn json_str(doc: &mut Doc, l: &mut Line, s: &[u8]) {
     l.c(b'"');
     for &c in s {
         if l.as_bytes().len() > 400 {
@@ -30,45 +30,50 @@ pub(super) fn json_record(doc: &mut Doc, l: &mut Line, res: Res, what: &[u8], ms
     if let Some(r) = rec {
         let f = &r.figs;
         doc.put(l);
-        l.s(",\"mode\":\"").s(r.mode.name()).f("\",\"pagesize_kb\":{},\"racers\":{},\"cpus\":[", &[r.pagesize / 1024, r.racers as u64]);
-        // A piece of their own (hundreds of racers fill a line); a list cut after a comma
-        // would not parse.
-        doc.put(l);
-        let cpus = r.cpus.as_bytes();
-        l.b(cpus.strip_suffix(b",").unwrap_or(cpus));
-        doc.put(l);
-        l.f(
-                "],\"iterations\":{},\"passed\":{},\"failed\":{},\"broken\":{},\"missed\":{},\"overlap_pct\":{.2},\
-                 \"skew_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}},\"fault_ns_p50\":{},\"races_per_s\":{.1},\"elapsed_s\":{.6}",
-                &[
-                    f.iterations, f.passed, f.failed, f.broken, f.missed, f.overlap_x100(), f.skew.p50, f.skew.p90, f.skew.p99,
-                    f.skew.max, f.fault_p50, f.rate_x10(), f.elapsed_ns / 1_000,
-                ],
-            );
-        if r.mode == Mode::Dontneed {
-            l.f(",\"madvise_ns_p50\":{}", &[f.madvise_p50]);
-        }
-        if f.swept {
-            // Its own piece: a long message and these arrays could overflow one line.
-            doc.put(l);
-            // The dontneed race's entries are twelfths of the madvise's duration, not ns.
-            let twelfths = r.mode == Mode::Dontneed;
-            l.s(if twelfths { ",\"aims\":{\"twelfths\":[" } else { ",\"offsets\":{\"ns\":[" });
-            for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(if twelfths { i as u64 + 1 } else { o.0 });
-            }
-            l.s("],\"races\":[");
-            for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(o.1);
-            }
-            l.s("],\"failed\":[");
-            for (i, o) in f.offsets.iter().enumerate() {
-                l.s(if i > 0 { "," } else { "" }).u(o.2);
-            }
-            l.s("]}");
-        }
+        l.s(",\"mode\":\"").s(r.name).f(
+            "\",\"pagesize_kb\":{},\"iterations\":{},\"passed\":{},\"failed\":{},\"broken\":{},\"elapsed_s\":{.6}",
+            &[r.pagesize / 1024, f.iterations, f.passed, f.failed, f.broken, f.elapsed_ns / 1_000],
+        );
+        (r.tell.json)(doc, l, r);
     }
     l.c(b'}');
+}
+
+/// The fields every racing kind's result has: its racers and their CPUs, missed races,
+/// overlap, skew, fault and rate.
+pub fn racing_fields(doc: &mut Doc, l: &mut Line, r: &Record) {
+    let f = &r.figs;
+    l.f(",\"racers\":{},\"cpus\":[", &[r.racers as u64]);
+    // A piece of their own (hundreds of racers fill a line); a list cut after a comma
+    // would not parse.
+    doc.put(l);
+    let cpus = r.cpus.as_bytes();
+    l.b(cpus.strip_suffix(b",").unwrap_or(cpus));
+    doc.put(l);
+    l.f(
+        "],\"missed\":{},\"overlap_pct\":{.2},\"skew_ns\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}},\"fault_ns_p50\":{},\"races_per_s\":{.1}",
+        &[f.missed, f.overlap_x100(), f.skew.p50, f.skew.p90, f.skew.p99, f.skew.max, f.fault_p50, f.rate_x10()],
+    );
+}
+
+/// A kind's sweep as `,"<head>":[<entries>],"races":[...],"failed":[...]}` (the caller's
+/// head opens the object: `"offsets":{"ns"`).
+pub fn sweep_fields(doc: &mut Doc, l: &mut Line, f: &super::Figures, head: &str) {
+    // Its own piece: a long message and these arrays could overflow one line.
+    doc.put(l);
+    l.s(",").s(head).s(":[");
+    for (i, o) in f.sweep.iter().enumerate() {
+        l.s(if i > 0 { "," } else { "" }).u(o.0);
+    }
+    l.s("],\"races\":[");
+    for (i, o) in f.sweep.iter().enumerate() {
+        l.s(if i > 0 { "," } else { "" }).u(o.1);
+    }
+    l.s("],\"failed\":[");
+    for (i, o) in f.sweep.iter().enumerate() {
+        l.s(if i > 0 { "," } else { "" }).u(o.2);
+    }
+    l.s("]}");
 }
 
 #[cfg(test)]

@@ -3,16 +3,19 @@
 
 use crate::cli::Format;
 use crate::out::{Doc, Line, STDERR, STDOUT};
-use crate::step::{Mode, Res, Stop};
+use crate::step::{Res, Stop};
 
 mod figures;
-mod json;
-pub use figures::Figures;
+pub mod json;
+pub use figures::{Figures, Telling};
 use json::json_record;
 
-/// One reported result: a mode on a page size.
+/// One reported result: a mode of a kind on a page size.
 pub struct Record {
-    pub mode: Mode,
+    /// The mode's name (the result's name is it and the size).
+    pub name: &'static str,
+    /// How the kind tells its figures.
+    pub tell: &'static Telling,
     pub pagesize: u64,
     pub racers: u32,
     pub cpus: Line,
@@ -129,9 +132,9 @@ impl<'d> Reporter<'d> {
     /// Report one mode on one page size.
     pub fn record(&mut self, r: &Record) {
         let mut what = Line::new();
-        what.s(r.mode.name()).c(b' ').size(r.pagesize);
-        if r.figs.iterations > 0 {
-            self.figures_info(&what, r);
+        what.s(r.name).c(b' ').size(r.pagesize);
+        if r.figs.iterations > 0 && self.format != Format::Json {
+            (r.tell.info)(self, &what, r);
         }
         self.result_line(r.res, what.as_bytes(), r.msg.as_bytes(), Some(r));
     }

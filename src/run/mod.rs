@@ -1,23 +1,20 @@
 //! One invocation, step by step: read the command line, find the hugepage sizes, and for each
-//! size and mode: prepare the pool, open the hugetlb file, take all pages but the last, map
-//! the contested page, start the racers, race, and put everything back. This file is the
-//! invocation and the frame of each mode; `mode` holds one mode's steps, `judge` what the
-//! outcome means.
+//! kind selected, each size and each of its modes: the kind's run in a frame that holds the
+//! size's instance lock and, once the kind is done, checks the pool against what it read
+//! before (`judge`) and restores it. The kinds' own steps are theirs (src/races/).
 
 use crate::cli::{self, Action, Config, Format, PageSel};
-use crate::cpus::{self, Allowed};
+use crate::cpus;
 use crate::hugefile::HugeFile;
+use crate::job::{Clock, Frame, Job};
 use crate::out::{Doc, Line, STDERR, STDOUT};
 use crate::pool::{self, MAX_SIZES};
 use crate::race;
 use crate::races::{self, Kind, Selection};
 use crate::report::{Figures, Record, Reporter};
-use crate::step::{Mode, Res, Step, Stop};
+use crate::step::{Res, Step, Stop};
 use crate::sys::{self, start::Args};
-use judge::Clock;
-
 mod judge;
-mod mode;
 
 fn basename(p: &[u8]) -> &[u8] {
     match p.iter().rposition(|&c| c == b'/') {
@@ -161,22 +158,24 @@ fn run_with(cfg: &Config, sel: &Selection, doc: &mut Doc) -> i32 {
     'all: for kind in sel.each() {
         for &size in &sizes[..nsizes] {
             let bits = kind.modes_for(cfg.mode);
-            for (_, &mode) in kind.modes.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0) {
+            for (mode, &name) in kind.modes.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0) {
                 let mut what = Line::new();
-                what.s(mode.name()).c(b' ').size(size);
+                what.s(name).c(b' ').size(size);
                 why.clear();
-                let (allowed, n) = match (&setup, refused(cfg, kind, size, &mut why)) {
+                let cpus = match (&setup, refused(cfg, kind, size, &mut why)) {
                     (_, Some(s)) => {
                         rep.stop(what.as_bytes(), s, &why);
                         continue;
                     }
-                    (Err(s), None) => {
+                    (Err(s), None) if kind.races => {
                         rep.stop(what.as_bytes(), *s, &cpu_why);
                         continue;
                     }
-                    (Ok((a, n)), None) => (a, *n),
+                    (Ok((a, n)), None) if kind.races => Some((a, *n)),
+                    _ => None,
                 };
-                let rec = run_mode(cfg, &mut rep, size, mode, allowed, n, origin);
+                let job = Job { cfg, size, mode, name, cpus, origin };
+                let rec = run_mode(kind, &job, &mut rep);
                 rep.record(&rec);
                 if let Some(sig) = sys::pending_signal() {
                     // A signal after the last check of a mode (while restoring) still ends the
@@ -217,35 +216,35 @@ fn refused(cfg: &Config, kind: &Kind, size: u64, why: &mut Line) -> Option<Stop>
     None
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &Allowed, n: u32, origin: Clock) -> Record {
-    let mut rec = Record { mode, pagesize: size, racers: n, cpus: Line::new(), figs: Figures::default(), res: Res::Pass, msg: Line::new() };
+/// One mode of one kind on one size, in the frame every kind gets: the instance lock of
+/// the size, and after the kind is done, with every page and mapping of its gone, the pool
+/// checked against what it read before and restored.
+fn run_mode(kind: &Kind, job: &Job, rep: &mut Reporter) -> Record {
+    let racers = job.cpus.map_or(0, |c| c.1);
+    let mut rec = Record { name: job.name, tell: kind.tell, pagesize: job.size, racers, cpus: Line::new(), figs: Figures::default(), res: Res::Pass, msg: Line::new() };
     // One instance per size, from the pool's preparation to its restore (issue 7).
-    let _lock = match crate::lock::take(size, rep, &mut rec.msg) {
+    let _lock = match crate::lock::take(job.size, rep, &mut rec.msg) {
         Ok(l) => l,
         Err(s) => {
             rec.res = s.res;
             return rec;
         }
     };
-    let mut pool = None;
-    let mut before = None;
-    let job = mode::Job { size, mode, racers: n, allowed, origin };
-    rec.res = match mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before) {
+    let mut frame = Frame::default();
+    rec.res = match (kind.run)(job, rep, &mut rec, &mut frame) {
         Ok(v) => v.res(),
         Err(s) => s.res,
     };
     // (After a TBROK the run proves nothing either way; its reason stands alone.)
-    if let (Some(p), Some(b), Res::Pass | Res::Fail) = (&pool, before, rec.res) {
-        // Every page and mapping of ours is gone by now: the racers were joined, and the
-        // file and the contested mapping were dropped with race_mode's frame.
+    if let (Some(p), Some(b), Res::Pass | Res::Fail) = (&frame.pool, frame.before, rec.res) {
+        // Every page and mapping of the kind's is gone by now: its racers were joined, and
+        // its file and mappings were dropped with its frame.
         judge::judge_returned(p, &b, &mut rec);
     }
-    if let Some(mut p) = pool {
+    if let Some(mut p) = frame.pool {
         p.restore(&mut |w| rep.warn(&|l| {
             l.b(w.as_bytes());
         }));
     }
     rec
 }
-
