@@ -262,14 +262,17 @@ const BUDGETS: [(&str, u64); 8] = [
     // racers, the session's steps out of line instead of inlined into one mode's frame,
     // each kind's figures and JSON fields its own): ppc64le +4.2 KB, ppc64 +4.9, i686 +1.3,
     // armv7 +0.6, s390x +2.4, x86_64 +0.2, riscv64 -0.9.
-    ("x86_64-unknown-linux-gnu", 76 << 10),
-    ("aarch64-unknown-linux-gnu", 80 << 10),
-    ("powerpc64le-unknown-linux-gnu", 96 << 10),
-    ("powerpc64-unknown-linux-gnu", 100 << 10),
-    ("riscv64gc-unknown-linux-gnu", 72 << 10),
-    ("s390x-unknown-linux-gnu", 84 << 10),
-    ("i686-unknown-linux-gnu", 84 << 10),
-    ("armv7-unknown-linux-gnueabihf", 92 << 10),
+    // Issue 19 (stage C) raised every target: the resv-restore check (its steps in a child
+    // process, the counters after each, its judge, TFAIL and figures): x86_64 +6.8 KB
+    // (4.3 KB code, 2.5 KB text), ppc64 +7.7 KB.
+    ("x86_64-unknown-linux-gnu", 84 << 10),
+    ("aarch64-unknown-linux-gnu", 84 << 10),
+    ("powerpc64le-unknown-linux-gnu", 104 << 10),
+    ("powerpc64-unknown-linux-gnu", 108 << 10),
+    ("riscv64gc-unknown-linux-gnu", 76 << 10),
+    ("s390x-unknown-linux-gnu", 92 << 10),
+    ("i686-unknown-linux-gnu", 92 << 10),
+    ("armv7-unknown-linux-gnueabihf", 100 << 10),
 ];
 const GOAL: u64 = 24 << 10;
 

@@ -12,7 +12,9 @@ use crate::report::{Record, Reporter, Telling};
 use crate::step::{Step, Verdict};
 
 mod alloc;
+mod child;
 mod dontneed;
+mod resv_restore;
 
 /// The upstream commit that fixed a kind's bug.
 pub struct Fix {
@@ -97,6 +99,20 @@ pub const KINDS: &[Kind] = &[
         races: true,
         run: dontneed::run,
         tell: &dontneed::TELL,
+    },
+    Kind {
+        name: resv_restore::NAME,
+        about: "MADV_DONTNEED must give a private page's reservation back",
+        fix: Some(Fix { id: "df7a6d1f6405", title: "mm/hugetlb: restore the reservation if needed", release: "v6.9" }),
+        kernels: "before 6.9, and 6.1.y (Debian 12's 6.1.192): that stable series did not take the fix",
+        destructive: false,
+        modes: &[resv_restore::NAME],
+        sizes: Sizes::Any,
+        libhugetlbfs: None,
+        refuses: resv_restore::refuses,
+        races: false,
+        run: resv_restore::run,
+        tell: &resv_restore::TELL,
     },
 ];
 
@@ -261,6 +277,15 @@ pub fn help(l: &mut Line) {
         l.nl();
         l.emit(STDOUT);
     }
+}
+
+/// The fix a kind guards against, for its TFAIL: `upstream <id> "<title>" (<release>)`, or
+/// "no upstream fix known".
+pub(crate) fn tell_fix(l: &mut Line, name: &str) {
+    match KINDS.iter().find(|k| k.name == name).and_then(|k| k.fix.as_ref()) {
+        Some(f) => l.s("upstream ").s(f.id).s(" \"").s(f.title).s("\", ").s(f.release),
+        None => l.s("no upstream fix known"),
+    };
 }
 
 /// Whether an option was given on the command line.
