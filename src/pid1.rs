@@ -6,7 +6,7 @@
 //!
 //! The steps, in order:
 //! 1. prepare the system: `/dev/console` (devtmpfs when the image has no console node), stdin,
-//!    stdout and stderr on it, `/proc` and `/sys` mounted;
+//!    stdout and stderr on it, `/proc` and `/sys` mounted, `/run` made;
 //! 2. run hugerace in a child process, with PID-1 defaults under the kernel's arguments (the
 //!    words after `--` on the kernel command line): every kind of the table, the destructive
 //!    ones too when this is the machine's own init;
@@ -115,6 +115,12 @@ fn prepare() {
     }
     if let Err(e) = mount_on(c"/sys", c"sysfs", "/sys") {
         diag("mount sysfs on ", "/sys", e);
+    }
+    // Where hugerace makes its private hugetlbfs mounts (a kind's own, or the fallback when
+    // memfd cannot be had); an initramfs has no /run of its own.
+    match sys::mkdir(c"/run", 0o755) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => diag("mkdir ", "/run", e),
     }
 }
 

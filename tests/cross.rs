@@ -265,14 +265,17 @@ const BUDGETS: [(&str, u64); 8] = [
     // Issue 19 (stage C) raised every target: the resv-restore check (its steps in a child
     // process, the counters after each, its judge, TFAIL and figures): x86_64 +6.8 KB
     // (4.3 KB code, 2.5 KB text), ppc64 +7.7 KB.
-    ("x86_64-unknown-linux-gnu", 84 << 10),
-    ("aarch64-unknown-linux-gnu", 84 << 10),
-    ("powerpc64le-unknown-linux-gnu", 104 << 10),
-    ("powerpc64-unknown-linux-gnu", 108 << 10),
-    ("riscv64gc-unknown-linux-gnu", 76 << 10),
-    ("s390x-unknown-linux-gnu", 92 << 10),
-    ("i686-unknown-linux-gnu", 92 << 10),
-    ("armv7-unknown-linux-gnueabihf", 100 << 10),
+    // Issue 19 (stage D) raised every target: the subpool check (its own mount, the
+    // counters after each of its steps, the TFAIL that tells the two kernel paths apart):
+    // x86_64 +7.2 KB, ppc64 +8.2 KB.
+    ("x86_64-unknown-linux-gnu", 92 << 10),
+    ("aarch64-unknown-linux-gnu", 92 << 10),
+    ("powerpc64le-unknown-linux-gnu", 112 << 10),
+    ("powerpc64-unknown-linux-gnu", 116 << 10),
+    ("riscv64gc-unknown-linux-gnu", 84 << 10),
+    ("s390x-unknown-linux-gnu", 100 << 10),
+    ("i686-unknown-linux-gnu", 100 << 10),
+    ("armv7-unknown-linux-gnueabihf", 108 << 10),
 ];
 const GOAL: u64 = 24 << 10;
 

@@ -118,7 +118,7 @@ fn race_all_skips_destructive_kinds_saying_what_to_run_and_changes_nothing() {
     let g = pool_guard();
     let expected = empty_pool(&g);
     let kinds = listed();
-    let before = counters();
+    let before = hugepage_counters();
     let o = run(&["--race", "all", "-f", "ktap"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -127,7 +127,7 @@ fn race_all_skips_destructive_kinds_saying_what_to_run_and_changes_nothing() {
         assert!(skip.contains("destructive") && skip.contains("--destructive") && skip.contains(&format!("--race {}", k.name)), "{skip}");
     }
     assert!(!out.contains("not ok"), "{out}");
-    assert_eq!(counters(), before, "a counter moved");
+    assert_eq!(hugepage_counters(), before, "a counter moved");
     assert_clean(&expected, "race all");
 }
 
@@ -147,21 +147,3 @@ fn under_all_a_kind_that_cannot_honour_an_option_is_a_tconf() {
     assert_clean(&expected, "race all with options");
 }
 
-/// Every counter of every size in /sys/kernel/mm/hugepages, and /proc/meminfo's hugepage
-/// lines (HugePages_*, Hugetlb).
-fn counters() -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    for d in std::fs::read_dir("/sys/kernel/mm/hugepages").unwrap() {
-        let d = d.unwrap().path();
-        for f in std::fs::read_dir(&d).unwrap() {
-            let f = f.unwrap().path();
-            v.push((f.display().to_string(), std::fs::read_to_string(&f).unwrap_or_default()));
-        }
-    }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    for l in meminfo.lines().filter(|l| l.starts_with("HugePages_") || l.starts_with("Hugetlb")) {
-        v.push(("meminfo".into(), l.to_string()));
-    }
-    v.sort();
-    v
-}

@@ -13,21 +13,6 @@ fn ready() -> bool {
     need_root_hugetlb() && (std::path::Path::new(K2M).exists() || skip("no 2M hugepages"))
 }
 
-/// Every counter of every size in /sys/kernel/mm/hugepages, and /proc/meminfo's HugePages_*
-/// lines.
-fn counters() -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    for d in std::fs::read_dir("/sys/kernel/mm/hugepages").unwrap() {
-        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
-            let f = f.unwrap().path();
-            v.push((f.display().to_string(), std::fs::read_to_string(&f).unwrap_or_default()));
-        }
-    }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    v.extend(meminfo.lines().filter(|l| l.starts_with("HugePages_")).map(|l| ("meminfo".to_string(), l.to_string())));
-    v.sort();
-    v
-}
 
 #[test]
 fn the_reservation_comes_back_on_this_kernel_every_run() {
@@ -36,7 +21,7 @@ fn the_reservation_comes_back_on_this_kernel_every_run() {
     }
     let g = pool_guard();
     let expected = empty_pool(&g);
-    let before = counters();
+    let before = hugepage_counters();
     let o = run(&["--race", "resv-restore", "-i", "20", "-f", "json"]);
     let x: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
     let r = &x["results"][0];
@@ -47,7 +32,7 @@ fn the_reservation_comes_back_on_this_kernel_every_run() {
     assert_eq!(r["resv_after"], serde_json::json!({"map": 1, "touch": 0, "madvise": 1}), "{r}");
     assert_eq!((r["second_map_ok"].as_u64(), r["sigbus"].as_u64()), (Some(0), Some(0)), "{r}");
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(counters(), before, "a hugepage counter moved");
+    assert_eq!(hugepage_counters(), before, "a hugepage counter moved");
     assert_clean(&expected, "resv-restore");
 }
 

@@ -32,15 +32,15 @@ pub struct Plan<'a> {
     pub state: State,
 }
 
-/// The pool of the job's size with at least two pages available (so that the race is for
-/// the last of several) and no overcommit, a hugetlb file, and every available page but
-/// `--leave-free` instantiated in it, the counters read right before and after.
-pub fn fill(job: &Job, frame: &mut Frame, why: &mut Line) -> Step<Filled> {
+/// The pool of the job's size with at least two pages available (so that a race is for the
+/// last of several) and no overcommit, a hugetlb file, and every available page but `leave`
+/// instantiated in it, the counters read right before and after. (Every kind starts so:
+/// the checks too, with the pages they need left.)
+pub fn fill(job: &Job, frame: &mut Frame, leave: u64, why: &mut Line) -> Step<Filled> {
     let cfg = job.cfg;
-    let pool = frame.pool.insert(Pool::prepare(job.size, cfg.leave_free.max(2), Policy { may_change: !cfg.no_pool_change }, why)?);
+    let pool = frame.pool.insert(Pool::prepare(job.size, leave.max(2), Policy { may_change: !cfg.no_pool_change }, why)?);
     frame.before = Some(pool.read(why)?);
     let mut file = HugeFile::open(job.size, cfg.hugetlbfs, !cfg.no_memfd, why)?;
-    let leave = cfg.leave_free;
     let c = pool.read(why)?;
     let take = c.available().checked_sub(leave).filter(|_| c.available() >= leave.max(2)).ok_or_else(|| {
         Stop::brok(why.f("the pool changed under us: {} pages available, needed {}", &[c.available(), leave.max(2)]))

@@ -58,7 +58,7 @@ struct Alloc {
 
 pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut Frame) -> Step<Verdict> {
     let (cfg, shared) = (job.cfg, job.mode == 0);
-    let filled = session::fill(job, frame, &mut rec.msg)?;
+    let filled = session::fill(job, frame, cfg.leave_free, &mut rec.msg)?;
     let page = map_contested(&filled.file, filled.take, shared, cfg.noreserve, &mut rec.msg)?;
     let renew = || filled.file.renew(&page, shared, cfg.noreserve);
     let aims = Shared::new(1).map_err(|e| Stop::sys(&mut rec.msg, "mmap the aims' page", e))?;

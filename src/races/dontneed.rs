@@ -61,7 +61,7 @@ struct Dontneed {
 
 pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut Frame) -> Step<Verdict> {
     let (cfg, size) = (job.cfg, job.size);
-    let filled = session::fill(job, frame, &mut rec.msg)?;
+    let filled = session::fill(job, frame, cfg.leave_free, &mut rec.msg)?;
     let len = usize::try_from(size).map_err(|_| Stop::sys(&mut rec.msg, "page size", sys::Errno::EINVAL))?;
     // Here only the page's address is held, MAP_NORESERVE, never touched: the racer
     // threads' process maps the page itself, populated (MAP_POPULATE: a page that cannot be

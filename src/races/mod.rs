@@ -15,6 +15,7 @@ mod alloc;
 mod child;
 mod dontneed;
 mod resv_restore;
+mod subpool;
 
 /// The upstream commit that fixed a kind's bug.
 pub struct Fix {
@@ -113,6 +114,20 @@ pub const KINDS: &[Kind] = &[
         races: false,
         run: resv_restore::run,
         tell: &resv_restore::TELL,
+    },
+    Kind {
+        name: subpool::NAME,
+        about: "a min_size mount's reservations must not underflow",
+        fix: None,
+        kernels: "every kernel tried: Debian's 6.1.192 and 6.12.118 by the path a833a693a490 (v6.15) fixed, which their stable series lack; 6.18.44 by one still open",
+        destructive: true,
+        modes: &[subpool::NAME],
+        sizes: Sizes::UpTo(32 << 20),
+        libhugetlbfs: None,
+        refuses: subpool::refuses,
+        races: false,
+        run: subpool::run,
+        tell: &subpool::TELL,
     },
 ];
 

@@ -73,7 +73,7 @@ struct Seen {
 pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut Frame) -> Step<Verdict> {
     let (cfg, size) = (job.cfg, job.size);
     // Every page but one taken, so that the one free page is the only one there is.
-    let filled = session::fill(job, frame, &mut rec.msg)?;
+    let filled = session::fill(job, frame, cfg.leave_free, &mut rec.msg)?;
     let (free0, resv0) = (filled.counts.free, filled.counts.resv);
     // What the first mapping reserves: its page, or nothing (the negative control).
     let own = !cfg.noreserve as u64;

@@ -39,6 +39,13 @@ impl Mapping {
         Self::aligned(fd.raw(), off, len, align, flags)
     }
 
+    /// One mmap of `len` bytes of `fd` at `off`, where the kernel places it: no second try
+    /// (a check that counts the kernel's reservations must make exactly one request).
+    pub fn map_once(fd: &Fd, off: u64, len: usize, flags: u32) -> Result<Mapping> {
+        let addr = mmap(0, len, PROT_RW, flags, fd.raw(), off)?;
+        Ok(Mapping { addr, len })
+    }
+
     /// As `map_aligned`, anonymous hugetlb memory of page size `align` (MAP_HUGETLB with the
     /// size in the flags) and MAP_PRIVATE.
     pub fn anon_hugetlb(len: usize, align: usize, flags: u32) -> Result<Mapping> {

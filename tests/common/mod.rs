@@ -337,3 +337,19 @@ pub fn wait_children(pid: u32, n: usize) -> Vec<u32> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Every counter of every size in /sys/kernel/mm/hugepages and /proc/meminfo's HugePages_*
+/// and Hugetlb lines: what a check that changes nothing must leave as it found.
+pub fn hugepage_counters() -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for d in fs::read_dir("/sys/kernel/mm/hugepages").unwrap() {
+        for f in fs::read_dir(d.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            v.push((f.display().to_string(), fs::read_to_string(&f).unwrap_or_default()));
+        }
+    }
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap();
+    v.extend(meminfo.lines().filter(|l| l.starts_with("HugePages_") || l.starts_with("Hugetlb")).map(|l| ("meminfo".to_string(), l.to_string())));
+    v.sort();
+    v
+}
