@@ -181,7 +181,7 @@ impl<'d> Reporter<'d> {
                     l.c(b',');
                 }
                 self.json_first = false;
-                json_record(&mut self.doc, &mut l, res, what, msg, rec);
+                json_record(self.doc, &mut l, res, what, msg, rec);
                 return self.doc.put(&mut l);
             }
         }
