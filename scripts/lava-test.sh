@@ -5,6 +5,7 @@
 #   x86_64-mutant  boot/hugetlb-mutant.patch, the race put back: LAVA must record both fail,
 #                  in a job it completed (scripts/lava.py --expect fail: its exit 0 means
 #                  LAVA's job result is pass and every case LAVA recorded is fail)
+#   not-a-kernel   4 KiB of zeros: the job must end incomplete, lava.py's exit 2
 # Needs target/x86_64-unknown-linux-gnu/initramfs.cpio.gz (make initramfs), lava-run
 # (lava-dispatcher, `make setup`) and root, which lava-run demands. What cannot be had is a
 # SKIP, logged to the skip log; under CI (CI, HUGERACE_REQUIRE_ROOT or HUGERACE_REQUIRE_QEMU
@@ -65,7 +66,24 @@ run() {   # run NAME KERNEL-NAME EXPECT
     fi
 }
 
+# The judge's own negative control, with LAVA: a "kernel" QEMU cannot boot ends the job
+# incomplete (the console closes before hugerace's first line), which must be exit 2.
+incomplete() {
+    local rc junk=target/lava/not-a-kernel
+    [ -x /usr/bin/lava-run ] && [ "$(id -u)" -eq 0 ] || return 0  # skipped above already
+    mkdir -p target/lava && head -c 4096 /dev/zero >"$junk"
+    $PY scripts/lava.py --name incomplete "$junk" | sed 's/^/   /'
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" -eq 2 ] && grep -q '^job incomplete (LAVA: ' target/lava/incomplete/results.txt; then
+        echo "== lava incomplete (no bootable kernel, must be incomplete: exit 2): PASS"
+    else
+        echo "== lava incomplete (no bootable kernel, must be incomplete: exit 2): FAIL (lava.py exit $rc)"
+        failed=$((failed + 1))
+    fi
+}
+
 mkdir -p target
 run x86_64-built x86_64 pass
 run x86_64-mutant x86_64-mutant fail
+incomplete
 [ "$failed" -eq 0 ]

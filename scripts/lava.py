@@ -2,7 +2,7 @@
 """hugerace in a LAVA lab, run here by LAVA's own dispatcher (`make lava`, issue 21).
 
     lava.py KERNEL [--target TRIPLE] [--args "HUGERACE ARGS"] [--kernel-args "..."]
-                   [--name NAME] [--expect pass|fail]
+                   [--initrd FILE] [--name NAME] [--expect pass|fail] [--validate]
     lava.py --self-test
 
 Renders lava/hugerace-initramfs.yaml (the job) for KERNEL and the initramfs of TRIPLE
@@ -17,7 +17,8 @@ Exit status: 0 when the job completed (LAVA's `job` result is pass), every case 
 passed or was skipped, at least one passed, and LAVA recorded as many cases as hugerace's KTAP
 plan announced; 1 when a case failed (or none passed); 2 when the job is incomplete, or LAVA
 recorded no case or fewer than the plan. With --expect fail (a mutant kernel) 0 means the job
-completed and every case failed, 1 that one did not.
+completed and every case failed, 1 that one did not. --validate: lava-run checks the job
+against the device and runs nothing (0 when LAVA accepts both, else 2).
 
 Runs under Debian's /usr/bin/python3 (jinja2 and yaml come with lava-dispatcher); lava-run is
 started with it explicitly and a PATH of system directories only, never another python3 that
@@ -151,10 +152,15 @@ def device_types(version):
         subprocess.run(["dpkg", "-x", str(debs[0]), tmp + "/x"], check=True)
         src = Path(tmp) / "x/usr/share/lava-server/device-types"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_suffix(".part")
-        shutil.rmtree(part, ignore_errors=True)
+        part = Path(tempfile.mkdtemp(prefix=".part-", dir=dest.parent)) / "device-types"
         shutil.copytree(src, part)
-        os.replace(part, dest)
+        try:
+            os.replace(part, dest)
+        except OSError:
+            if not (dest / "qemu.jinja2").exists():  # else another run cached them first
+                raise
+        finally:
+            shutil.rmtree(part.parent, ignore_errors=True)
     return dest
 
 
@@ -185,10 +191,11 @@ def own_qemu(job_id):
     return pids
 
 
-def run_lava(job, device, outdir, job_id):
+def run_lava(job, device, outdir, job_id, validate=False):
     """Run lava-run on the rendered files; returns its log lines (also kept in lava.log)."""
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/root")}
-    cmd = [PYTHON, LAVA_RUN, "--job-id", job_id, "--output-dir", str(outdir / "output"), "--device", str(device), str(job)]
+    cmd = [PYTHON, LAVA_RUN, "--job-id", job_id, "--output-dir", str(outdir / "output"), "--device", str(device)]
+    cmd += ["--validate"] * validate + [str(job)]
     log = outdir / "lava.log"
     with open(log, "w") as f:
         p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -219,7 +226,9 @@ def main():
     ap.add_argument("--target", default="x86_64-unknown-linux-gnu", choices=sorted(MACHINES))
     ap.add_argument("--args", default=DEFAULT_ARGS, help="hugerace's arguments [%(default)s]")
     ap.add_argument("--kernel-args", default="", help="more kernel command line before `--`")
+    ap.add_argument("--initrd", help="the initramfs [target/TRIPLE/initramfs.cpio.gz]")
     ap.add_argument("--name", default="lava", help="output directory target/lava/NAME")
+    ap.add_argument("--validate", action="store_true", help="only have lava-run validate the job")
     ap.add_argument("--expect", default="pass", choices=["pass", "fail"])
     ap.add_argument("--self-test", action="store_true", help="run the unit tests and exit")
     a = ap.parse_args()
@@ -230,7 +239,7 @@ def main():
     if not a.kernel:
         ap.error("KERNEL is required")
     kernel = Path(a.kernel).resolve()
-    initrd = ROOT / "target" / a.target / "initramfs.cpio.gz"
+    initrd = Path(a.initrd).resolve() if a.initrd else ROOT / "target" / a.target / "initramfs.cpio.gz"
     for f, how in ((kernel, "the kernel"), (initrd, "make initramfs TARGET=" + a.target)):
         if not f.is_file():
             sys.exit("lava: %s is missing (%s)" % (f, how))
@@ -256,11 +265,15 @@ def main():
     say("lava-run %s: job %s, device %s (lava/devices/%s.jinja2), kernel %s, hugerace %s" % (
         version, outdir / "job.yaml", outdir / "device.yaml", dictionary, kernel, a.args))
     t0 = time.monotonic()
-    lines = run_lava(outdir / "job.yaml", outdir / "device.yaml", outdir, "hugerace-%s-%d" % (a.name, os.getpid()))
+    lines = run_lava(outdir / "job.yaml", outdir / "device.yaml", outdir, "hugerace-%s-%d" % (a.name, os.getpid()), a.validate)
     dt = time.monotonic() - t0
     code, out = judge(parse_log(lines), a.expect)
+    if a.validate:
+        code = 0 if out[-1].startswith("job complete, but LAVA recorded no hugerace case") else 2
+        out = [out[-1] if code else "LAVA validated the job for this device"]
     (outdir / "results.txt").write_text("\n".join(out) + "\n")
-    print("\n".join(out[:-1]))
+    for o in out[:-1]:
+        print(o)
     say("%s; lava-run took %.1f s; log %s" % (out[-1], dt, outdir / "lava.log"))
     return code
 
