@@ -124,10 +124,10 @@ def judge(records, expect="pass"):
 
 # ---- rendering: the job template and the device dictionary ---------------------------------
 
-def render_job(values):
+def render_job(values, template=JOB):
     import jinja2
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(JOB.read_text()).render(**values)
+    return env.from_string(Path(template).read_text()).render(**values)
 
 
 def lava_version():
@@ -172,6 +172,17 @@ def render_device(name, context, templates):
         loader=jinja2.FileSystemLoader([str(LAVA / "devices"), str(templates)]),
         autoescape=False, trim_blocks=True)
     return env.get_template(name + ".jinja2").render(**context)
+
+
+def render(values, dictionary, outdir, template=JOB):
+    """The job and the device LAVA would dispatch it to, written to outdir/job.yaml and
+    outdir/device.yaml; returns both paths."""
+    import yaml
+    job = render_job(values, template)
+    device = render_device(dictionary, yaml.safe_load(job).get("context", {}), device_types(lava_version()))
+    (outdir / "job.yaml").write_text(job)
+    (outdir / "device.yaml").write_text(device)
+    return outdir / "job.yaml", outdir / "device.yaml"
 
 
 # ---- running lava-run ----------------------------------------------------------------------
@@ -253,19 +264,15 @@ def main():
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
 
-    import yaml
-    job = render_job({
+    job, device = render({
         "job_name": "hugerace %s on %s" % (a.args, kernel.name), "arch": arch, "console": console,
         "kernel_url": kernel.as_uri(), "ramdisk_url": initrd.as_uri(),
         "kernel_args": a.kernel_args, "hugerace_args": a.args,
-    })
-    device = render_device(dictionary, yaml.safe_load(job).get("context", {}), device_types(version))
-    (outdir / "job.yaml").write_text(job)
-    (outdir / "device.yaml").write_text(device)
+    }, dictionary, outdir)
     say("lava-run %s: job %s, device %s (lava/devices/%s.jinja2), kernel %s, hugerace %s" % (
-        version, outdir / "job.yaml", outdir / "device.yaml", dictionary, kernel, a.args))
+        version, job, device, dictionary, kernel, a.args))
     t0 = time.monotonic()
-    lines = run_lava(outdir / "job.yaml", outdir / "device.yaml", outdir, "hugerace-%s-%d" % (a.name, os.getpid()), a.validate)
+    lines = run_lava(job, device, outdir, "hugerace-%s-%d" % (a.name, os.getpid()), a.validate)
     dt = time.monotonic() - t0
     code, out = judge(parse_log(lines), a.expect)
     if a.validate:

@@ -121,14 +121,20 @@ def console(*lines, nl="\r\r\n"):
     return "SeaBIOS (version 1.16.2)" + nl + "Booting from ROM..\x1bc\x1b[?7l\x1b[2JKTAP version 1" + nl + nl.join(lines) + nl
 
 
+def job_monitor():
+    """The monitor of lava/hugerace-initramfs.yaml (its placeholders are quoted: the template
+    is YAML as it stands)."""
+    import yaml
+    job = yaml.safe_load(lava.JOB.read_text())
+    mon = [a["test"] for a in job["actions"] if "test" in a][0]["monitors"][0]
+    assert mon["name"] == lava.SUITE
+    return mon
+
+
 class Monitor(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        import yaml
-        job = yaml.safe_load(lava.JOB.read_text())  # placeholders are quoted: YAML as it stands
-        tests = [a["test"] for a in job["actions"] if "test" in a]
-        cls.mon = tests[0]["monitors"][0]
-        assert cls.mon["name"] == lava.SUITE
+        cls.mon = job_monitor()
 
     def run_on(self, text):
         return monitor(text, self.mon)
@@ -198,6 +204,64 @@ class Job(unittest.TestCase):
             text = (lava.LAVA / "devices" / (dictionary + ".jinja2")).read_text()
             self.assertIn("{% extends 'qemu.jinja2' %}", text, triple)
             self.assertIn("-no-reboot", text, triple + ": the guest's power-off must end QEMU")
+
+
+class ShellDefinition(unittest.TestCase):
+    """lava/hugerace-ktap.sh, the test shell's reporter, with a made-up hugerace and a
+    lava-test-case that writes down what it is told."""
+
+    KTAP = ["KTAP version 1", "1..5", "# hugerace 0.1.0 on Linux 6.1.0 (x86_64-unknown-linux-gnu), base page 4K",
+            "ok 1 shared 2M", "# private 2M: racer 2 on CPU 1 got SIGBUS, ok 9 inside", "not ok 2 private 2M",
+            "ok 3 shared 1G # SKIP needs 2 free 1G hugepages", "ok 4 Mixed-Case  name 64K ", "okay 5 not a result",
+            "ok x bad number", "# Totals: pass:2 fail:1 xfail:0 xpass:0 skip:1 error:0"]
+    WANT = [("shared_2m", "pass"), ("private_2m", "fail"), ("shared_1g", "skip"), ("mixed_case_name_64k", "pass")]
+
+    def reporter(self, hugerace):
+        import os
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            rec = os.path.join(d, "cases")
+            fake = os.path.join(d, "lava-test-case")
+            with open(fake, "w") as f:
+                f.write('#!/bin/sh\necho "$1 $2 $3" >>%s\n' % rec)
+            os.chmod(fake, 0o755)
+            env = {"PATH": "/usr/bin:/bin", "LAVA_TEST_CASE": fake, "TMPDIR": d}
+            if hugerace is not None:
+                bin_ = os.path.join(d, "hugerace")
+                with open(bin_, "w") as f:
+                    f.write("#!/bin/sh\n[ \"$*\" = '-f ktap -s 2M -i 5' ] || exit 99\ncat <<'E'\n%s\nE\nexit 1\n" % "\n".join(hugerace))
+                os.chmod(bin_, 0o755)
+                env.update(HUGERACE=bin_, ARGS="-s 2M -i 5")
+            else:
+                env.update(HUGERACE=os.path.join(d, "no-such-binary"))
+            r = subprocess.run(["sh", str(lava.LAVA / "hugerace-ktap.sh")], env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = open(rec).read().splitlines() if os.path.exists(rec) else []
+            return [tuple(l.split(" ")[::2]) for l in lines if l.split(" ")[1] == "--result"], r.stdout
+
+    def test_cases(self):
+        cases, out = self.reporter(self.KTAP)
+        self.assertEqual(cases, self.WANT)
+        self.assertIn("hugerace: exit 1", out, "the console shows hugerace's status")
+        # The same names and results as the /init job's monitor gives the same lines.
+        self.assertEqual(monitor(console(*self.KTAP[1:], "hugerace: exit 1"), job_monitor()), (self.WANT, True))
+
+    def test_no_result_line_is_a_failed_case(self):
+        self.assertEqual(self.reporter(None)[0], [("hugerace", "fail")])
+        self.assertEqual(self.reporter(["KTAP version 1", "1..2"])[0], [("hugerace", "fail")])
+
+    def test_shell_job_renders(self):
+        import yaml
+        values = {"job_name": "j", "rootfs_url": "file:///r.qcow2", "hugerace_repository": "https://h/h.git", "hugerace_url": ""}
+        job = yaml.safe_load(lava.render_job(values, lava.LAVA / "hugerace-shell.yaml"))
+        tests = [a["test"] for a in job["actions"] if "test" in a]
+        d = tests[0]["definitions"][0]
+        self.assertEqual((d["from"], d["path"], d["repository"]), ("git", "lava/hugerace-ktap.yaml", "https://h/h.git"))
+        definition = yaml.safe_load((lava.ROOT / d["path"]).read_text())
+        self.assertEqual(definition["metadata"]["format"], "Lava-Test Test Definition 1.0")
+        self.assertIn("./lava/hugerace-ktap.sh", " ".join(definition["run"]["steps"]))
+        self.assertEqual(set(d["params"]) - set(definition["params"]), set(), "the job passes only params the definition has")
 
 
 def main():

@@ -31,6 +31,22 @@ fn need_python() -> bool {
     ok || common::skip("/usr/bin/python3 lacks jinja2 or yaml (apt-get install python3-jinja2 python3-yaml; lava-dispatcher brings both)")
 }
 
+/// lava-run --validate on rendered files, with PATH of system directories only; returns its
+/// log. LAVA's download directory for the job (validation makes one) is removed.
+fn validate(job_id: &str, dir: &Path, job: &Path) -> String {
+    let o = Command::new("/usr/bin/lava-run")
+        .args(["--validate", "--job-id", job_id, "--output-dir"])
+        .arg(dir.join("output"))
+        .arg("--device")
+        .arg(dir.join("device.yaml"))
+        .arg(job)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(Path::new("/var/lib/lava/dispatcher/tmp").join(job_id));
+    text(&o.stderr) + &text(&o.stdout)
+}
+
 fn need_lava() -> bool {
     if !Path::new("/usr/bin/lava-run").exists() {
         common::skip("lava-run is not installed (apt-get install --no-install-recommends lava-dispatcher, or `make setup` as root)")
@@ -87,17 +103,38 @@ fn lava_validates_the_job_for_every_device_dictionary() {
         let bad = dir.join("bad-arch.yaml");
         let arch = job.lines().find(|l| l.trim_start().starts_with("arch: ")).expect("the job's context names its arch");
         std::fs::write(&bad, job.replace(arch, "  arch: \"no-such-arch\"")).unwrap();
-        let o = Command::new("/usr/bin/lava-run")
-            .args(["--validate", "--job-id", &format!("hugerace-bad-{}", std::process::id()), "--output-dir"])
-            .arg(dir.join("bad-output"))
-            .arg("--device")
-            .arg(dir.join("device.yaml"))
-            .arg(&bad)
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .output()
-            .unwrap();
-        let log = text(&o.stderr) + &text(&o.stdout);
+        let log = validate(&format!("hugerace-bad-{}", std::process::id()), &dir, &bad);
         assert!(log.contains(r#""case": "validate", "definition": "lava", "result": "fail""#), "{triple}: a bad arch validated:\n{log}");
         assert!(log.contains("Non existing architecture"), "{triple}: {log}");
+    }
+}
+
+/// The job for a device with a shell (lava/hugerace-shell.yaml, its test definition
+/// lava/hugerace-ktap.yaml) is one LAVA's dispatcher accepts for the qemu device. (Booting it
+/// needs a root filesystem image; the definition's reporter is checked by the self-test.)
+#[test]
+fn lava_validates_the_shell_job() {
+    if !need_lava() {
+        return;
+    }
+    let dir = root().join("target/lava/validate-shell");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rootfs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lava-rootfs.qcow2");
+    std::fs::write(&rootfs, [0u8; 4096]).unwrap();
+    let script = format!(
+        "import sys, pathlib; sys.path.insert(0, 'scripts'); import lava\n\
+         v = {{'job_name': 'hugerace shell', 'rootfs_url': {rootfs:?}, 'hugerace_repository': 'https://example.invalid/hugerace.git', 'hugerace_url': ''}}\n\
+         print(*lava.render(v, 'qemu-x86_64', pathlib.Path({dir:?}), lava.LAVA / 'hugerace-shell.yaml'))\n",
+        rootfs = format!("file://{}", rootfs.display()),
+        dir = dir.display().to_string(),
+    );
+    let o = Command::new(PY).args(["-c", &script]).current_dir(root()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let log = validate(&format!("hugerace-shell-{}", std::process::id()), &dir, &dir.join("job.yaml"));
+    assert!(log.contains(r#""case": "validate", "definition": "lava", "result": "pass""#), "{log}");
+    // LAVA's pipeline for it: the test definition from git, a login, a test shell.
+    let description = std::fs::read_to_string(dir.join("output/description.yaml")).unwrap();
+    for action in ["git-repo-action", "auto-login-action", "lava-test-shell"] {
+        assert!(description.contains(&format!("name: {action}")), "{action}: {description}");
     }
 }
