@@ -65,6 +65,14 @@ def say(msg):
     print("lava: " + msg, flush=True)
 
 
+def rel(path):
+    """A path as the user sees it from the clone: relative to it when inside."""
+    try:
+        return str(Path(path).relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 # ---- LAVA's log: one YAML flow mapping per line, {"dt", "lvl", "msg"} ---------------------
 
 def parse_log(lines):
@@ -270,7 +278,7 @@ def main():
         "kernel_args": a.kernel_args, "hugerace_args": a.args,
     }, dictionary, outdir)
     say("lava-run %s: job %s, device %s (lava/devices/%s.jinja2), kernel %s, hugerace %s" % (
-        version, job, device, dictionary, kernel, a.args))
+        version, rel(job), rel(device), dictionary, kernel, a.args))
     t0 = time.monotonic()
     lines = run_lava(job, device, outdir, "hugerace-%s-%d" % (a.name, os.getpid()), a.validate)
     dt = time.monotonic() - t0
@@ -281,7 +289,7 @@ def main():
     (outdir / "results.txt").write_text("\n".join(out) + "\n")
     for o in out[:-1]:
         print(o)
-    say("%s; lava-run took %.1f s; log %s" % (out[-1], dt, outdir / "lava.log"))
+    say("%s; lava-run took %.1f s; log %s" % (out[-1], dt, rel(outdir / "lava.log")))
     return code
 
 
