@@ -257,6 +257,9 @@ def main():
         return lava_selftest.main()
     if not a.kernel:
         ap.error("KERNEL is required")
+    for v in (a.args, a.kernel_args):
+        if '"' in v or "\\" in v:  # they go inside a quoted -append and a quoted YAML string
+            ap.error("no \" or \\ in --args or --kernel-args: %s" % v)
     kernel = Path(a.kernel).resolve()
     initrd = Path(a.initrd).resolve() if a.initrd else ROOT / "target" / a.target / "initramfs.cpio.gz"
     for f, how in ((kernel, "the kernel"), (initrd, "make initramfs TARGET=" + a.target)):
@@ -282,10 +285,11 @@ def main():
     t0 = time.monotonic()
     lines = run_lava(job, device, outdir, "hugerace-%s-%d" % (a.name, os.getpid()), a.validate)
     dt = time.monotonic() - t0
-    code, out = judge(parse_log(lines), a.expect)
+    records = parse_log(lines)
+    code, out = judge(records, a.expect)
     if a.validate:
-        code = 0 if out[-1].startswith("job complete, but LAVA recorded no hugerace case") else 2
-        out = [out[-1] if code else "LAVA validated the job for this device"]
+        job_ok = any(r["lvl"] == "results" and r["msg"] == {"case": "job", "definition": "lava", "result": "pass"} for r in records)
+        code, out = (0, ["LAVA validated the job for this device"]) if job_ok else (2, [out[-1]])
     (outdir / "results.txt").write_text("\n".join(out) + "\n")
     for o in out[:-1]:
         print(o)
