@@ -185,3 +185,31 @@ fuzz:
 stress: build
 	HUGERACE_BIN=$(CURDIR)/$(BIN) HUGERACE_STRESS_ROUNDS=$(STRESS_ROUNDS) $(CARGO) test --test environment concurrent -- --nocapture
 # ---- end fuzz ---------------------------------------------------------------------------------
+
+# ---- lava: hugerace's LAVA job, run by LAVA's own dispatcher (issue 21) ------------------------
+# `make lava KERNEL=<image> [TARGET=<triple>] [ARGS="<hugerace args>"] [KERNEL_ARGS="..."]`
+# (KERNEL_ARGS: more kernel command line before hugerace's `--`) builds the initramfs,
+# renders lava/hugerace-initramfs.yaml and the machine's device dictionary (lava/devices/) for
+# that kernel into target/lava/lava/, runs them with lava-run (Debian's lava-dispatcher, which
+# `make setup` installs), and prints each case as LAVA recorded it (`shared_2m pass`): exit 0
+# when the job completed and every case passed, 1 when a case failed, 2 when the job is
+# incomplete. scripts/lava.py runs under Debian's python3 (jinja2, yaml and lava-run's own).
+# `make lava-test` (part of `make test`): the x86_64 twin kernel must pass both modes and the
+# x86_64-mutant must fail both, each in a job LAVA completed.
+LAVA_PYTHON := /usr/bin/python3
+ARGS ?= --race alloc -s 2M -i 20
+KERNEL_ARGS ?=
+
+.PHONY: lava lava-test
+
+lava: initramfs
+	@test -n "$(KERNEL)" || { echo "make lava: KERNEL=<kernel image> is required" >&2; exit 2; }
+	$(LAVA_PYTHON) scripts/lava.py --target $(TARGET) --args "$(ARGS)" --kernel-args "$(KERNEL_ARGS)" $(KERNEL)
+
+lava-test:
+	@$(MAKE) --no-print-directory initramfs TARGET=$(HOST_TARGET)
+	@$(LAVA_PYTHON) scripts/lava.py --self-test
+	@scripts/lava-test.sh
+
+test-steps: lava-test
+# ---- end lava ---------------------------------------------------------------------------------

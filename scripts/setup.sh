@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond Rust and make, in one place: the Debian packages (cross
 # linker, qemu-user and qemu-system, the cross compilers and kernel source for the kernels
-# built here, and the tools the tests run) and the rustup targets.
+# built here, LAVA's dispatcher, and the tools the tests run) and the rustup targets.
 #
 #   scripts/setup.sh [TARGET...]      TARGET: the rustup targets to have (make passes all)
 #
@@ -27,6 +27,9 @@ PKGS=(
     gcc-powerpc64-linux-gnu:powerpc64-linux-gnu-gcc gcc-aarch64-linux-gnu:aarch64-linux-gnu-gcc
     binutils-aarch64-linux-gnu:aarch64-linux-gnu-ld linux-source:-
     bc:bc flex:flex bison:bison libelf-dev:- libssl-dev:- xz-utils:xz patch:patch make:make
+    # scripts/lava.py (make lava, make lava-test): LAVA's own dispatcher, lava-run, and with
+    # it Debian's python3-jinja2 and python3-yaml, which lava.py uses too
+    lava-dispatcher:lava-run
     # the tests' helpers and tools
     gcc:cc libc6-dev:- binutils:readelf python3:python3 strace:strace groff-base:groff
     procps:pgrep util-linux:setpriv mount:mount gzip:gzip bsdutils:script
@@ -67,6 +70,12 @@ if [ ${#missing[@]} -gt 0 ]; then
                apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
             tail -n 5 "$log" | sed 's/^/setup:   /' >&2
             fail "apt-get failed (whole log: $log); fix that, or run as root: $install"
+        fi
+        # lava-dispatcher's package enables lava-worker, a daemon that polls a LAVA server
+        # (none here: lava.py runs lava-run by itself); on a systemd host, stop it again.
+        if [[ " ${missing[*]} " == *" lava-dispatcher "* ]] && [ -d /run/systemd/system ] &&
+           systemctl disable --now lava-worker.service >>"$log" 2>&1; then
+            say "lava-worker.service disabled: make lava runs lava-run alone, with no LAVA server"
         fi
     fi
 fi
