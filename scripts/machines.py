@@ -147,9 +147,11 @@ class Machine:
     def qemu_cmd(self):
         return list(self.qemu) + ["-m", str(self.mem_mb)]
 
-    def cmdline(self):
+    def cmdline(self, args=None):
+        """The kernel's command line; `args` in place of hugerace's own (make detect's)."""
+        args = self.args if args is None else args
         words = [f"console={CONSOLE[self.qemu]}", "quiet", "panic=-1"] + self.append.split()
-        return " ".join(words + (["--"] + self.args.split() if self.args else []))
+        return " ".join(words + (["--"] + args.split() if args else []))
 
     def tests(self):
         """[(mode, size, outcome)], in the order hugerace reports them."""
