@@ -58,19 +58,23 @@ def wanted_exit(m):
     return {0, 1} if M.EITHER in outcomes else {0}
 
 
-def machine_reasons(console, status, timeout_s):
-    """What every boot must show, whatever runs in it. Returns (reasons, exit code or None)."""
-    why = []
-    if status == TIMEOUT:
-        why.append(f"QEMU did not end within {timeout_s}s (killed)")
-    elif status != 0:
-        why.append(f"QEMU exited with status {status}")
+def ending_reasons(console, status, timeout_s):
+    """QEMU ended by itself within its time, the kernel powered off and did not panic."""
+    why = [f"QEMU did not end within {timeout_s}s (killed)"] if status == TIMEOUT else []
     text = lines(console)
     panic = [l for l in text if "Kernel panic" in l]
     if panic:
         why.append(f"the kernel panicked: {panic[0]}")
     if not any("reboot: Power down" in l for l in text):
         why.append("no 'reboot: Power down' on the console")
+    return why
+
+
+def machine_reasons(console, status, timeout_s):
+    """What every boot must show, whatever runs in it. Returns (reasons, exit code or None)."""
+    why = ending_reasons(console, status, timeout_s)
+    if status not in (0, TIMEOUT):
+        why.append(f"QEMU exited with status {status}")
     said = [l for l in user_lines(console) if l.strip()]
     last = said[-1] if said else ""
     found = EXIT_LINE.match(last)
@@ -256,15 +260,8 @@ def detect_tally(said):
 def detect_verdict(m, console, status, timeout_s, races, loops):
     """A `make detect` boot: (reasons, table rows). races: hugerace's and forkspin's races per
     mode and size in all blocks; loops: madvrace's loops."""
-    why = []
-    if status == TIMEOUT:
-        why.append(f"QEMU did not end within {timeout_s}s (killed)")
-    text, said = lines(console), user_lines(console)
-    panic = [l for l in text if "Kernel panic" in l]
-    if panic:
-        why.append(f"the kernel panicked: {panic[0]}")
-    if not any("reboot: Power down" in l for l in text):
-        why.append("no 'reboot: Power down' on the console")
+    why = ending_reasons(console, status, timeout_s)
+    said = user_lines(console)
     if "detect: done" not in said:
         why.append("no 'detect: done': the schedule did not finish")
     why += ["detect: " + l for l in said if re.match(r"^detect: (exec|fork|wait4|mount|panic)|.*killed by signal", l)]

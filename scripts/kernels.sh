@@ -11,7 +11,7 @@
 # Which kernels there are is scripts/machines.py's table (`machines.py kernels`): the boot
 # machines' table, which says of each kernel where it comes from.
 #
-# A Debian kernel (amd64, arm64, ppc64el, amd64-6.12): found through its metapackage every
+# A Debian kernel: found through its metapackage every
 # time (security updates rename the versioned package), fetched with `apt-get download` and
 # unpacked with `dpkg -x`. Every arch, the host's own included, gets an apt state of its own
 # under the cache (APT::Architecture, lists, archives, an empty dpkg status), so the system's
