@@ -8,7 +8,7 @@
 //! blocks gives both the same machine state over the boot. With a fifth argument `dontneed`,
 //! each block races `--race dontneed` RACES times and then `/madvrace LOOPS` (the sixth
 //! argument), the kernel selftest's free-running way. Then `detect: done`, sync, power
-//! off. scripts/boot.sh --detect reads the lines off the console and sums them.
+//! off. scripts/boot.py --detect reads the lines off the console and sums them.
 #![no_std]
 #![no_main]
 

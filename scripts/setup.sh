@@ -21,8 +21,8 @@ mkdir -p target
 PKGS=(
     # tests/cross.rs: qemu-user and GNU ld for big-endian ppc64 (rust-lld links the rest)
     qemu-user-static:qemu-x86_64-static binutils-powerpc64-linux-gnu:powerpc64-linux-gnu-ld
-    # scripts/boot.sh: the guests; scripts/kernels.sh: the kernels built here (ppc64be,
-    # arm64-64k, x86_64 and their mutants, which `patch` applies)
+    # scripts/boot.py: the guests; scripts/kernels.sh: the kernels built here (their
+    # variants, the mutants, are applied with `patch`)
     qemu-system-x86:qemu-system-x86_64 qemu-system-arm:qemu-system-aarch64 qemu-system-ppc:qemu-system-ppc64
     gcc-powerpc64-linux-gnu:powerpc64-linux-gnu-gcc gcc-aarch64-linux-gnu:aarch64-linux-gnu-gcc
     binutils-aarch64-linux-gnu:aarch64-linux-gnu-ld linux-source:-
@@ -97,21 +97,16 @@ if [ $# -gt 0 ]; then
     fi
 fi
 
-# ---- the kernels built here (scripts/kernels.sh): say up front what a cold run builds ----
-# A built kernel is cached under the linux-source version and a hash of its config fragment
-# and kernels.sh's recipe string; the same key is computed here, only to tell.
+# ---- the kernels built here: say up front what a cold run builds (scripts/kernels.sh --plan,
+# which knows them from the machine table, scripts/machines.py) ----
 cache=${HUGERACE_CACHE:-/var/cache/hugerace}
-recipe=$(sed -n 's/^ *local recipe="\(.*\)"$/\1/p' scripts/kernels.sh | head -n1)
-srcpkg=$(dpkg-query -W -f='${Depends}' linux-source 2>/dev/null | grep -o 'linux-source-[0-9.]*' | head -n1) || true
-ver=$( [ -n "$srcpkg" ] && dpkg-query -W -f='${Version}' "$srcpkg" 2>/dev/null) || true
-build=()
-for k in ppc64be:vmlinux arm64-64k:Image; do
-    name=${k%%:*} file=${k#*:}
-    hash=$( { cat "boot/$name.config"; echo "$recipe"; } | sha256sum | cut -c1-12)
-    [ -n "$ver" ] && [ -e "$cache/kernels/$name/$ver-$hash/$file" ] || build+=("$name")
-done
+plan=$(scripts/kernels.sh --plan 2>/dev/null || true)
+read -ra build <<<"$(sed -n 's/^kernels: will build \(.*\) from .*$/\1/p' <<<"$plan" | tr '\n' ' ')"
+mins=$(sed -n 's/^kernels: about \([0-9]*\) min .*/\1/p' <<<"$plan")
 if [ ${#build[@]} -gt 0 ]; then
-    say "the boot tests will build ${#build[@]} kernel(s) from linux-source first: ${build[*]} (about 4 minutes each on 2 cores, once; cached in $cache)"
+    say "the boot tests will build ${#build[@]} kernel(s) from linux-source first: ${build[*]} (about $mins minutes on 2 cores, once; cached in $cache)"
+elif grep -q 'linux-source is not installed' <<<"$plan"; then
+    say "the boot tests will build kernels from linux-source, once it is installed, unless they are cached in $cache"
 else
     say "packages, rustup targets and built kernels all present"
 fi

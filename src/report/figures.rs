@@ -27,6 +27,10 @@ pub struct Figures {
     /// The alloc race's swept start offsets: (ns, races, failed) each; empty if not swept.
     pub offsets: [(u64, u64, u64); 12],
     pub swept: bool,
+    /// The state every race started from, (free, reserved), once the first race started.
+    pub start: Option<(u64, u64)>,
+    /// The signal of the first failed race (0: none failed).
+    pub signal: u32,
 }
 
 impl Figures {

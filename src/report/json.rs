@@ -48,6 +48,12 @@ pub(super) fn json_record(doc: &mut Doc, l: &mut Line, res: Res, what: &[u8], ms
         if r.mode == Mode::Dontneed {
             l.f(",\"madvise_ns_p50\":{}", &[f.madvise_p50]);
         }
+        if let Some((free, resv)) = f.start {
+            l.f(",\"start_free\":{},\"start_reserved\":{}", &[free, resv]);
+        }
+        if f.signal != 0 {
+            l.s(",\"signal\":\"").sig(f.signal).c(b'"');
+        }
         if f.swept {
             // Its own piece: a long message and these arrays could overflow one line.
             doc.put(l);

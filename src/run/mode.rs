@@ -187,6 +187,7 @@ fn release_racers(
         if let Err(s) = check_start_state(size, state, starts, &mut rec.msg) {
             break Err(s);
         }
+        rec.figs.start = Some((state.free, state.resv));
         let mut race = race;
         let bound = cfg.iteration_timeout_s * 1_000_000_000;
         let out = race.run(want, until, bound, |done| progress.tick(done, failed), &mut rec.msg);
@@ -196,7 +197,10 @@ fn release_racers(
             Ok(Outcome::Done) => break Ok(()),
             Ok(Outcome::Killed(d)) => {
                 let s = judge::killed(&d, &mut rec.msg, &mut failed);
-                killed += (s.res == Res::Fail) as u64;
+                if s.res == Res::Fail {
+                    killed += 1;
+                    rec.figs.signal = d.sig;
+                }
                 break Err(s);
             }
             Ok(Outcome::Faulted(f)) => {
@@ -219,6 +223,10 @@ fn release_racers(
     // page could not be put back in race 1's state; a SIGBUS something else explains.
     let broke = matches!(r, Err(s) if s.res == Res::Brok);
     judge::figures(rec, crew, failed, killed, void, broke, t0, origin);
+    // The first failed race's signal (an OOM kill's SIGKILL is set where it was judged).
+    if let Some(f) = &first {
+        rec.figs.signal = f.sig;
+    }
     r?;
     judge::verdict(rec, first, failed, want, origin)
 }
