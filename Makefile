@@ -42,6 +42,7 @@ unit:
 # `make help`.
 scripts-test:
 	python3 -m unittest discover -s scripts -p 'test_*.py'
+	python3 scripts/stamps.py --self-test
 
 integration: build
 	HUGERACE_BIN=$(CURDIR)/$(BIN) $(CARGO) test --test '*'

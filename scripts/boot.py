@@ -177,6 +177,14 @@ def main(argv):
         print("%-18s %-8s %-5s %-18s %-18s" % ("machine", "mode", "size", "hugerace", "forkspin"))
         for row in table:
             print(row)
+        # A stamps kernel's consoles: where each race's loser looked (scripts/stamps.py).
+        stamped = [f"{OUT}/{n}.detect.console" for n in names
+                   if os.path.exists(f"{OUT}/{n}.detect.console")
+                   and b"stamps: begin" in open(f"{OUT}/{n}.detect.console", "rb").read()]
+        if stamped:
+            print()
+            print("Where the loser looked, from the stamps kernel (scripts/stamps.py):")
+            subprocess.run([sys.executable, "scripts/stamps.py", *stamped])
     return 1 if counts["FAIL"] else 0
 
 

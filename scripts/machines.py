@@ -66,7 +66,8 @@ FAMILIES = (
            (("arm64-64k-mutant", "hugetlb-mutant.patch"),)),
     # A small x86_64 kernel, the mutants' unpatched twin (issue 13).
     Family("x86_64", "x86_64", "-", "bzImage", "arch/x86/boot/bzImage", 6,
-           (("x86_64-mutant", "hugetlb-mutant.patch"), ("x86_64-narrow", "hugetlb-narrow.patch"))),
+           (("x86_64-mutant", "hugetlb-mutant.patch"), ("x86_64-narrow", "hugetlb-narrow.patch"),
+            ("x86_64-stamps", "hugetlb-narrow-stamps.patch"))),
 )
 
 DEBIAN = {
@@ -190,6 +191,10 @@ MACHINES = (
     # The narrow window fails some races, not all: not a boot of `make boot-test`; `make
     # detect` measures it. Booted alone, it must report both modes without breaking.
     Machine("x86_64-narrow", "x86_64-narrow", QEMU_X86, 1024, JSON + "-s 2M -i 50", {"2M": EITHER}, "4K",
+            boot_test=False, detect=Detect()),
+    # The narrow window with each fault's steps stamped (issue 18): `make detect` adds a table
+    # of where each race's loser looked (scripts/stamps.py).
+    Machine("x86_64-stamps", "x86_64-stamps", QEMU_X86, 1024, JSON + "-s 2M -i 50", {"2M": EITHER}, "4K",
             boot_test=False, detect=Detect()),
     # 512M (a PMD on 64K base pages): its clear, the window, takes ~150 ms under TCG, far
     # beyond the racers' start skew. A 2M page (contiguous PTEs) clears in ~0.6 ms, less than
