@@ -2,6 +2,7 @@
 //!
 //! Layers, top to bottom, each using only those below it:
 //! - `run`: one whole invocation; `pid1`: hugerace as a test image's /init;
+//! - `races`: the table of the hugetlb bugs hugerace knows, a module per kind;
 //! - `cli`, `report`, `race`, `pool`, `hugefile`, `cpus`, `cgroup`, `lock`, `others`, `stats`,
 //!   `progress`: the steps;
 //! - `step`: the words they share (`Step`, `Stop`, `Res`, `Mode`); `out`: the line they write;
@@ -26,6 +27,7 @@ pub mod pid1;
 pub mod pool;
 pub mod progress;
 pub mod race;
+pub mod races;
 pub mod report;
 pub mod run;
 pub mod stats;

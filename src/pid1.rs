@@ -8,7 +8,8 @@
 //! 1. prepare the system: `/dev/console` (devtmpfs when the image has no console node), stdin,
 //!    stdout and stderr on it, `/proc` and `/sys` mounted;
 //! 2. run hugerace in a child process, with PID-1 defaults under the kernel's arguments (the
-//!    words after `--` on the kernel command line);
+//!    words after `--` on the kernel command line): every kind of the table, the destructive
+//!    ones too when this is the machine's own init;
 //! 3. print `hugerace: exit N`, sync, power off.
 //!
 //! The race runs in a child so that PID 1 itself only waits: whatever happens to the race (a
@@ -24,19 +25,36 @@ use crate::sys::{self, k, Errno, Forked};
 /// hit the race on a real board, few enough that a TCG guest finishes in seconds.
 pub const DEFAULT_ITERATIONS: u64 = 10;
 
-/// The settings PID-1 mode starts from (`-s all -i DEFAULT_ITERATIONS -f ktap`); the kernel's
-/// arguments are parsed over them.
-pub fn defaults(args: &sys::start::Args) -> Config {
+/// The settings PID-1 mode starts from (`--race all -s all -i DEFAULT_ITERATIONS -f ktap`,
+/// and `--destructive` on a throwaway machine); the kernel's arguments are parsed over them.
+pub fn defaults(args: &sys::start::Args, throwaway: bool) -> Config {
     // The console is a terminal, but a harness parses it line by line: no progress line
     // (unless the kernel's arguments say --progress).
-    Config { pagesize: PageSel::All, iterations: DEFAULT_ITERATIONS, format: Format::Ktap, progress: Some(false), ..crate::run::defaults(args) }
+    Config {
+        races: b"all",
+        destructive: throwaway,
+        pagesize: PageSel::All,
+        iterations: DEFAULT_ITERATIONS,
+        format: Format::Ktap,
+        progress: Some(false),
+        ..crate::run::defaults(args)
+    }
 }
 
 /// PID-1 mode's entry point. Never returns.
 pub fn main(args: sys::start::Args) -> ! {
     prepare();
-    let code = supervise(args);
+    let code = supervise(args, throwaway());
     finish(code)
+}
+
+/// Whether this PID 1 is the machine's own init, whose machine is a throwaway boot: then
+/// the kinds that can break the kernel's accounting until reboot may run. The init of a
+/// PID namespace (a container's, on a kernel others use) is not: there reboot(2) with
+/// LINUX_REBOOT_CMD_CAD_OFF fails with EINVAL, in the machine's init it succeeds (and
+/// only makes Ctrl-Alt-Del a signal to init, which a test image never gets).
+fn throwaway() -> bool {
+    sys::getpid() == 1 && sys::ctrl_alt_del_off().is_ok()
 }
 
 /// For the panic handler: in PID 1, report and power off; anywhere else, return.
@@ -101,14 +119,14 @@ fn prepare() {
 }
 
 /// Run hugerace in a child and return its exit status (128 + the signal if it was killed).
-fn supervise(args: sys::start::Args) -> i32 {
+fn supervise(args: sys::start::Args, throwaway: bool) -> i32 {
     let child = match sys::fork() {
-        Ok(Forked::Child) => sys::exit_group(crate::run::main(args, defaults(&args))),
+        Ok(Forked::Child) => sys::exit_group(crate::run::main(args, defaults(&args, throwaway))),
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
             // No child: run in PID 1 itself rather than not at all.
             diag("fork", "", e);
-            return crate::run::main(args, defaults(&args));
+            return crate::run::main(args, defaults(&args, throwaway));
         }
     };
     let code = loop {

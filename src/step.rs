@@ -1,4 +1,5 @@
-//! The words every step speaks: a step's result (`Step`), why it stopped (`Stop`), the
+//! The words every step speaks: a step's result (`Step`), why it stopped (`Stop`), what a
+//! check found (`Verdict`), the
 //! result kinds a report tells (`Res`), and the race's modes (`Mode`). They sit below the
 //! steps and the report alike, so that no step has to know how results are printed.
 
@@ -34,6 +35,25 @@ impl Res {
             Res::Conf => "skip",
             Res::Warn => "warn",
             Res::Info => "info",
+        }
+    }
+}
+
+/// What a check that ran to its end found: the kernel did what it owes (TPASS), or it did
+/// not (TFAIL, the facts in the caller's line). A TFAIL is a result, not a stop: a step
+/// that returns `Ok(Verdict::Fail)` finished its work, restored what it changed, and is
+/// reported like a pass.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+impl Verdict {
+    pub fn res(self) -> Res {
+        match self {
+            Verdict::Pass => Res::Pass,
+            Verdict::Fail => Res::Fail,
         }
     }
 }

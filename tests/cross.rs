@@ -253,14 +253,18 @@ const BUDGETS: [(&str, u64); 8] = [
     // output stays whole on a shared terminal (the JSON document assembled and written in
     // one piece, the progress line only on a terminal of its own, --progress, every line
     // ended whole): +1.1 to 1.7 KB per target.
-    ("x86_64-unknown-linux-gnu", 72 << 10),
-    ("aarch64-unknown-linux-gnu", 72 << 10),
-    ("powerpc64le-unknown-linux-gnu", 88 << 10),
-    ("powerpc64-unknown-linux-gnu", 92 << 10),
-    ("riscv64gc-unknown-linux-gnu", 68 << 10),
-    ("s390x-unknown-linux-gnu", 76 << 10),
-    ("i686-unknown-linux-gnu", 76 << 10),
-    ("armv7-unknown-linux-gnueabihf", 84 << 10),
+    // Issue 19 (stage A) raised every target: the table of kinds with each one's fix,
+    // kernels and refusals, --list, the races part of --help, --race lists and `all` (a
+    // TCONF per kind that cannot run, destructive kinds refused unless --destructive or the
+    // machine's own init): +4.5 to 6.3 KB (x86_64 70,704 -> 76,648 B).
+    ("x86_64-unknown-linux-gnu", 76 << 10),
+    ("aarch64-unknown-linux-gnu", 80 << 10),
+    ("powerpc64le-unknown-linux-gnu", 92 << 10),
+    ("powerpc64-unknown-linux-gnu", 96 << 10),
+    ("riscv64gc-unknown-linux-gnu", 72 << 10),
+    ("s390x-unknown-linux-gnu", 84 << 10),
+    ("i686-unknown-linux-gnu", 80 << 10),
+    ("armv7-unknown-linux-gnueabihf", 88 << 10),
 ];
 const GOAL: u64 = 24 << 10;
 

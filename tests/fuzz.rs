@@ -143,7 +143,9 @@ fn fuzz_cli() {
         }
         match cli::parse(words.iter().copied(), Config::default()) {
             Ok(Action::Run(c)) => {
-                assert!(c.shared || c.private);
+                if let Ok(sel) = hugerace::races::select(&c) {
+                    assert!(sel.each().any(|k| k.modes_for(c.mode) != 0));
+                }
                 assert!(c.iterations >= 1);
                 assert!(c.leave_free > 0 || c.noreserve);
                 if let cli::PageSel::Size(s) = c.pagesize {

@@ -15,13 +15,14 @@ pub fn version() {
     l.emit(STDOUT);
 }
 
-pub fn help() {
+/// `kinds` writes the races' part (the table of kinds lives above the command line).
+pub fn help(kinds: &mut dyn FnMut(&mut Line)) {
     let mut l = Line::new();
     l.s(concat!(
-        "Usage: hugerace [OPTIONS] [shared|private|both]\n",
-        "Reproduce the hugetlb alloc-instantiate race: fill the hugepage pool but one\n",
-        "page, and let racers on distinct CPUs fault that page at once. A SIGBUS in a\n",
-        "racer is a FAIL.\n",
+        "Usage: hugerace [OPTIONS] [MODE]\n",
+        "Reproduce hugetlb bugs: fill the hugepage pool but for the pages a race needs,\n",
+        "and let racers on distinct CPUs fault them at once, or check the reservations\n",
+        "step by step. A SIGBUS where the kernel owes a page is a FAIL.\n",
     ));
     l.emit(STDOUT);
     for (g, title) in GROUPS.iter().enumerate() {
@@ -39,6 +40,8 @@ pub fn help() {
             if !o.value.is_empty() {
                 l.c(b' ').s(o.value);
             }
+            // (At least one space: a long option with its value may fill the column.)
+            l.c(b' ');
             while l.as_bytes().len() - start < 28 {
                 l.c(b' ');
             }
@@ -46,6 +49,7 @@ pub fn help() {
             l.emit(STDOUT);
         }
     }
+    kinds(&mut l);
     l.s(concat!(
         "\nRoot is needed only to raise the hugepage pool; it is put back afterwards.\n",
         "Exit status per format, and what to collect after a FAIL: man hugerace.\n\nExamples:\n",

@@ -23,19 +23,19 @@ pub enum PageSel {
     Size(u64),
 }
 
-/// Which race: the alloc-instantiate race (libhugetlbfs's), or MADV_DONTNEED against a fault.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum RaceKind {
-    Alloc,
-    Dontneed,
-}
-
-
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    pub race: RaceKind,
-    pub shared: bool,
-    pub private: bool,
+    /// `--race`: the kinds to run, as written (`alloc`, `alloc,dontneed`, `all`); empty: the
+    /// default kind. `races::select` reads it against the table of kinds.
+    pub races: &'static [u8],
+    /// The mode word (`-m`, or bare), as written; None: every mode of each kind. Also read by
+    /// `races::select`, which knows the kinds' modes.
+    pub mode: Option<&'static [u8]>,
+    /// `--destructive`: run the kinds that can break the kernel's accounting until reboot.
+    /// PID-1 mode sets it when hugerace is the machine's own init (a throwaway boot).
+    pub destructive: bool,
+    /// The options given, one bit per `Key`: some kinds refuse an option they cannot honour.
+    pub given: u32,
     pub pagesize: PageSel,
     pub racers: Racers,
     /// `-c`: an explicit CPU list.
@@ -66,9 +66,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            race: RaceKind::Alloc,
-            shared: true,
-            private: true,
+            races: b"",
+            mode: None,
+            destructive: false,
+            given: 0,
             pagesize: PageSel::Default,
             racers: Racers::Count(2),
             cpus: None,
@@ -94,6 +95,8 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Action {
     Run(Config),
+    /// `--list`: the kinds, their fixes and the kernels known to have their bugs.
+    List,
     Help,
     Version,
 }
@@ -153,22 +156,7 @@ pub fn parse(words: impl Iterator<Item = &'static [u8]>, base: Config) -> Result
         };
         if let Some(a) = apply(&mut cfg, opt.key, val, w)? { return Ok(a) }
     }
-    if cfg.race == RaceKind::Dontneed {
-        if seen & (1 << Key::Mode as u32) != 0 {
-            return Err(Error { msg: "the dontneed race has no mode (shared and private are the alloc race's)", arg: b"--race dontneed" });
-        }
-        if cfg.format == Format::Hugetlbfs {
-            return Err(Error { msg: "libhugetlbfs has no such test; its format is the alloc race's", arg: b"--race dontneed" });
-        }
-        if cfg.racers != Racers::Count(2) || seen & (1 << Key::Offset as u32) != 0 {
-            return Err(Error { msg: "the dontneed race takes 2 racers and aims its own offset", arg: b"--race dontneed" });
-        }
-        if cfg.leave_free != 1 {
-            return Err(Error { msg: "the dontneed race needs exactly one free page", arg: b"--leave-free" });
-        }
-        // One race, a madvise and a write on one private anonymous page.
-        (cfg.shared, cfg.private) = (false, true);
-    }
+    cfg.given = seen;
     if cfg.leave_free == 0 && !cfg.noreserve {
         // Without MAP_NORESERVE the kernel refuses to map a page it cannot reserve, so the
         // run could only end in TBROK: say so now.
@@ -208,17 +196,16 @@ fn positional(cfg: &mut Config, seen: &mut u32, w: &'static [u8]) -> Result<(), 
         return Err(Error { msg: "mode given twice", arg: w });
     }
     *seen |= bit;
-    set_mode(cfg, w).ok_or(Error { msg: "unknown argument (a mode is shared, private or both)", arg: w })
+    set_mode(cfg, w)
 }
 
-fn set_mode(cfg: &mut Config, w: &[u8]) -> Option<()> {
-    (cfg.shared, cfg.private) = match w {
-        b"shared" => (true, false),
-        b"private" => (false, true),
-        b"both" => (true, true),
-        _ => return None,
-    };
-    Some(())
+/// The mode word: checked against the kinds' modes by `races::select`.
+fn set_mode(cfg: &mut Config, w: &'static [u8]) -> Result<(), Error> {
+    if w.is_empty() {
+        return Err(Error { msg: "mode must be a mode of a race or both, not empty:", arg: b"--mode" });
+    }
+    cfg.mode = Some(w);
+    Ok(())
 }
 
 fn count(val: &'static [u8], opt: &'static [u8], max: u64, zero_ok: bool) -> Result<u64, Error> {
@@ -234,13 +221,14 @@ fn count(val: &'static [u8], opt: &'static [u8], max: u64, zero_ok: bool) -> Res
 fn apply(cfg: &mut Config, key: Key, val: &'static [u8], opt: &'static [u8]) -> Result<Option<Action>, Error> {
     match key {
         Key::Race => {
-            cfg.race = match val {
-                b"alloc" => RaceKind::Alloc,
-                b"dontneed" => RaceKind::Dontneed,
-                _ => return Err(Error { msg: "race must be alloc or dontneed", arg: val }),
+            if val.is_empty() {
+                return Err(Error { msg: "empty value for", arg: opt });
             }
+            cfg.races = val
         }
-        Key::Mode => set_mode(cfg, val).ok_or(Error { msg: "mode must be shared, private or both", arg: val })?,
+        Key::Mode => set_mode(cfg, val)?,
+        Key::Destructive => cfg.destructive = true,
+        Key::List => return Ok(Some(Action::List)),
         Key::PageSize => {
             cfg.pagesize = if val == b"all" {
                 PageSel::All

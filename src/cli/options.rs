@@ -6,6 +6,8 @@
 pub enum Key {
     Race,
     Mode,
+    Destructive,
+    List,
     PageSize,
     Racers,
     Cpus,
@@ -41,10 +43,14 @@ pub struct Opt {
 pub const GROUPS: [&str; 4] = ["What to race", "How to race", "Pool and files", "Output"];
 
 pub const OPTIONS: &[Opt] = &[
-    Opt { key: Key::Race, short: 0, long: "race", value: "RACE", group: 0,
-          help: "alloc (the alloc-instantiate race) or dontneed [alloc]" },
+    Opt { key: Key::Race, short: 0, long: "race", value: "NAME,...", group: 0,
+          help: "the kinds below, comma-separated, or all [the first]" },
     Opt { key: Key::Mode, short: b'm', long: "mode", value: "MODE", group: 0,
-          help: "shared (processes), private (threads) or both [both]" },
+          help: "one mode of a kind that has modes, or both [both]" },
+    Opt { key: Key::Destructive, short: 0, long: "destructive", value: "", group: 0,
+          help: "also run kinds that break accounting until reboot" },
+    Opt { key: Key::List, short: 0, long: "list", value: "", group: 3,
+          help: "the kinds: bug, fix, kernels affected" },
     Opt { key: Key::PageSize, short: b's', long: "pagesize", value: "SIZE", group: 0,
           help: "2M, 1G, 64K, 16M... or all [the default size]" },
     Opt { key: Key::Racers, short: b'n', long: "racers", value: "N", group: 1,
@@ -89,4 +95,5 @@ pub const EXAMPLES: &[&str] = &[
     "hugerace                      both modes once on the default size",
     "hugerace -s all -i 1000       every size the machine has, 1000 races each",
     "hugerace shared -f ktap       the shared race, reported as KTAP",
+    "hugerace --race all -i 10     every kind this machine may run, 10 times each",
 ];

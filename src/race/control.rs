@@ -1,36 +1,9 @@
 //! The control page that the supervisor and every racer share (MAP_SHARED anonymous, so it
 //! stays shared across fork-style clones), and the judge of one iteration's stamps.
 
+use super::protocol::{End, RacerState, SetupStep, Word};
 use crate::stats::Hist;
 use core::sync::atomic::{AtomicU32, AtomicU64};
-
-/// How the run ended, as `Control::end` holds it.
-pub const RUNNING: u32 = 0;
-pub const DONE: u32 = 1;
-pub const FAULTED: u32 = 2;
-pub const MISSING: u32 = 3;
-/// Giving the page back or reserving it again failed (`renew_errno` says why).
-pub const RENEW_FAILED: u32 = 4;
-/// The counters before a race were not iteration 1's (`seen_*` hold what was read).
-pub const STATE_CHANGED: u32 = 5;
-/// MISS_BOUND races in a row did not overlap.
-pub const MISSED_TOO_OFTEN: u32 = 6;
-
-/// A racer's state, as `Slot::state` holds it.
-pub const READY: u32 = 1;
-pub const DEAD: u32 = 2;
-pub const SETUP_FAILED: u32 = 3;
-
-/// Which setup step failed, as `Slot::step` (or `Control::host_step`) holds it.
-pub const STEP_SIGNALS: u32 = 1;
-pub const STEP_PDEATHSIG: u32 = 2;
-pub const STEP_AFFINITY: u32 = 3;
-pub const STEP_WRONG_CPU: u32 = 4;
-pub const STEP_PARENT_GONE: u32 = 5;
-/// The private racers' process could not map the contested page.
-pub const STEP_MAP: u32 = 6;
-/// ... or could not start racer thread `host_racer`.
-pub const STEP_CLONE: u32 = 7;
 
 /// Rendezvous laps without the write before the first race of every start.
 pub const WARMUP: u32 = 4;
@@ -64,13 +37,13 @@ pub struct Control {
     pub started: AtomicU32,
     /// Set by the supervisor: end at the next iteration boundary.
     pub stop: AtomicU32,
-    /// RUNNING until the run ends; the supervisor sleeps on it.
-    pub end: AtomicU32,
+    /// Running until the run ends; the supervisor sleeps on it.
+    pub end: Word<End>,
     pub renew_errno: AtomicU32,
     /// Private mode: the process whose threads the racers are (its pid), and how its own
     /// setup failed.
     pub host: AtomicU32,
-    pub host_step: AtomicU32,
+    pub host_step: Word<SetupStep>,
     pub host_errno: AtomicU32,
     /// Races that count: overlapped ones and failed ones, over every start.
     pub iterations: AtomicU64,
@@ -131,9 +104,9 @@ pub struct Slot {
     /// The racer's own gettid(), for the fault handler to find its slot.
     pub self_tid: AtomicU32,
     pub cpu: AtomicU32,
-    pub state: AtomicU32,
+    pub state: Word<RacerState>,
     /// Setup failure: which step, and its errno.
-    pub step: AtomicU32,
+    pub step: Word<SetupStep>,
     pub errno: AtomicU32,
     pub seen_cpu: AtomicU32,
     /// 1 + index of a partner that never reached the start line.

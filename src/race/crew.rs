@@ -2,6 +2,7 @@
 //! page and how to renew it), and the raw figures read back from it.
 
 use super::control::*;
+
 use crate::out::Line;
 use crate::stats::Hist;
 use crate::step::{Mode, Step, Stop};
@@ -116,13 +117,13 @@ impl<'a> Crew<'a> {
     /// Clear what one start leaves on the control page; the tallies stay.
     pub(super) fn clear_start(&self) {
         let ctl = self.ctl();
-        for w in [&ctl.generation, &ctl.finished, &ctl.started, &ctl.stop, &ctl.end, &ctl.host, &ctl.host_step] {
+        for w in [&ctl.generation, &ctl.finished, &ctl.started, &ctl.stop, ctl.end.raw(), &ctl.host, ctl.host_step.raw()] {
             w.store(0, Relaxed);
         }
         ctl.missed_row.store(0, Relaxed);
         for i in 0..self.n {
             let s = self.slot(i);
-            for w in [&s.ready, &s.tid, &s.self_tid, &s.state, &s.step, &s.missing, &s.last, &s.rt_refused] {
+            for w in [&s.ready, &s.tid, &s.self_tid, s.state.raw(), s.step.raw(), &s.missing, &s.last, &s.rt_refused] {
                 w.store(0, Relaxed);
             }
         }

@@ -1,6 +1,7 @@
 //! The process that hosts private-mode racer threads.
 
-use super::control::*;
+
+use super::protocol::{End, SetupStep};
 use super::racer::{child_setup, racer};
 use super::crew::Crew;
 use crate::sys::{self, Errno, Stacks};
@@ -23,7 +24,7 @@ pub(super) const JOIN_NS: u64 = 5_000_000_000;
 pub(super) fn host(_: usize, a: &HostArg) -> usize {
     let crew = a.crew;
     let ctl = crew.ctl();
-    let failed = |step: u32, e: Errno| {
+    let failed = |step: SetupStep, e: Errno| {
         ctl.host_errno.store(e.0 as u32, Relaxed);
         ctl.host_step.store(step, Release);
         sys::futex_wake(&ctl.started, i32::MAX as u32);
@@ -33,17 +34,17 @@ pub(super) fn host(_: usize, a: &HostArg) -> usize {
         failed(step, e);
     }
     if let Err(e) = (crew.renew)() {
-        failed(STEP_MAP, e);
+        failed(SetupStep::Map, e);
     }
     for i in 0..crew.n {
         if let Err(e) = a.stacks.spawn(i, sys::THREAD_FLAGS, &crew.slot(i).tid, racer, crew) {
-            failed(STEP_CLONE, e);
+            failed(SetupStep::Clone, e);
         }
     }
     // (A bounded wait: the racers' own between-race sleep is the only unbounded futex wait,
     // which lets a test pick it out.)
-    while ctl.end.load(Acquire) == RUNNING {
-        let _ = sys::futex_wait(&ctl.end, RUNNING, 1_000_000_000);
+    while ctl.end.load(Acquire) == End::Running {
+        let _ = sys::futex_wait(ctl.end.raw(), End::Running as u32, 1_000_000_000);
     }
     // Let the threads leave on their own (a stopped one is killed with us).
     for i in 0..crew.n {

@@ -15,9 +15,12 @@
 //! over, waking now and then to watch for signals, racers gone missing, and iterations
 //! that never end; it judges a racer's death by what killed it.
 
+mod aim;
+mod close;
 mod control;
 mod crew;
 mod host;
+mod protocol;
 mod racer;
 mod watch;
 
@@ -29,7 +32,7 @@ use watch::oom_kills;
 use crate::out::Line;
 use crate::step::{Mode, Step, Stop};
 use crate::sys::{self, k, Errno, Stacks};
-use control::*;
+use protocol::End;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use racer::START_LINE_NS;
 
@@ -89,7 +92,7 @@ impl<'a> Race<'a> {
         let mut stopping = None;
         loop {
             let end = ctl.end.load(Acquire);
-            if end != RUNNING {
+            if end != End::Running {
                 return match stopping {
                     Some(sig) => Err(interrupted(why, sig)),
                     None => self.ended(end, why),
@@ -122,7 +125,7 @@ impl<'a> Race<'a> {
             if let Some(d) = self.vanished() {
                 return Ok(Outcome::Killed(d));
             }
-            let _ = sys::futex_wait(&ctl.end, RUNNING, 100_000_000);
+            let _ = sys::futex_wait(ctl.end.raw(), End::Running as u32, 100_000_000);
         }
     }
 }

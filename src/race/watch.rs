@@ -3,6 +3,7 @@
 //! death, and the joining at the end.
 
 use super::control::*;
+use super::protocol::{End, RacerState, SetupStep};
 use super::crew::Crew;
 use crate::out::Line;
 use crate::step::{Mode, Step, Stop};
@@ -72,10 +73,10 @@ impl Race<'_> {
         let ctl = self.crew.ctl();
         let t0 = sys::monotonic_ns();
         loop {
-            if ctl.host_step.load(Acquire) != 0 {
+            if ctl.host_step.load(Acquire) != SetupStep::None {
                 return Err(self.host_failure(why));
             }
-            if let Some(i) = (0..self.crew.n).find(|&i| self.crew.slot(i).state.load(Acquire) == SETUP_FAILED) {
+            if let Some(i) = (0..self.crew.n).find(|&i| self.crew.slot(i).state.load(Acquire) == RacerState::SetupFailed) {
                 return Err(self.setup_failure(i, why));
             }
             let n = ctl.started.load(Acquire);
@@ -116,7 +117,7 @@ impl Race<'_> {
     }
 
     /// A racer process, or the racer threads' process, that ended while the run goes on
-    /// (the fault handler's own exit is no vanishing: its racer is DEAD).
+    /// (the fault handler's own exit is no vanishing: its racer is RacerState::Dead).
     pub(super) fn vanished(&self) -> Option<Death> {
         for i in 0..self.spawned {
             let pid = self.pid(i);
@@ -127,11 +128,11 @@ impl Race<'_> {
             };
             // Looked at after the exit was seen: a racer that ended the run stored that
             // before it left, so its leaving is no vanishing.
-            if self.crew.ctl().end.load(Acquire) != RUNNING {
+            if self.crew.ctl().end.load(Acquire) != End::Running {
                 return None;
             }
             let racer = match self.crew.mode {
-                Mode::Shared if self.crew.slot(i).state.load(Acquire) == DEAD => continue,
+                Mode::Shared if self.crew.slot(i).state.load(Acquire) == RacerState::Dead => continue,
                 Mode::Shared => Some(i),
                 Mode::Private | Mode::Dontneed => None,
             };
@@ -148,12 +149,12 @@ impl Race<'_> {
     }
 
 
-    pub(super) fn ended(&self, how: u32, why: &mut Line) -> Step<Outcome> {
+    pub(super) fn ended(&self, how: End, why: &mut Line) -> Step<Outcome> {
         let ctl = self.crew.ctl();
         let races = ctl.iterations.load(Acquire);
         match how {
-            FAULTED => {
-                let dead = |i: &usize| self.crew.slot(*i).state.load(Acquire) == DEAD;
+            End::Faulted => {
+                let dead = |i: &usize| self.crew.slot(*i).state.load(Acquire) == RacerState::Dead;
                 let winners = (0..self.crew.n).filter(|i| !dead(i)).count() as u64;
                 let Some(i) = (0..self.crew.n).find(dead) else {
                     return Err(Stop::brok(why.s("a racer faulted but left no record")));
@@ -173,7 +174,7 @@ impl Race<'_> {
                     madvise_inside: s.fault_inside.load(Acquire) != 0,
                 }))
             }
-            MISSING => {
+            End::Missing => {
                 let m = (0..self.crew.n).map(|i| self.crew.slot(i).missing.load(Acquire)).find(|&m| m != 0).unwrap_or(1);
                 let late = self.crew.slot(m as usize - 1);
                 Err(Stop::brok(why.f(
@@ -181,7 +182,7 @@ impl Race<'_> {
                     &[m as u64, late.cpu.load(Relaxed) as u64, races + 1],
                 )))
             }
-            RENEW_FAILED => {
+            End::RenewFailed => {
                 let e = Errno(ctl.renew_errno.load(Acquire) as u16);
                 let runs = races + ctl.missed.load(Acquire);
                 if e == Errno::ENOMEM {
@@ -194,7 +195,7 @@ impl Race<'_> {
                 }
                 Err(Stop::brok(why.f("giving the contested page back and reserving it again after race {} failed: {errno}", &[runs, e.0 as u64])))
             }
-            STATE_CHANGED => Err(Stop::brok(why.f(
+            End::StateChanged => Err(Stop::brok(why.f(
                 "inconclusive: before race {} the pool read {} free, {} reserved, not {} and {} as before race 1 (another process uses these hugepages)",
                 &[
                     races + ctl.missed.load(Acquire) + 1,
@@ -204,11 +205,11 @@ impl Race<'_> {
                     ctl.expect_resv.load(Acquire),
                 ],
             ))),
-            MISSED_TOO_OFTEN => Err(Stop::brok(why.f(
+            End::MissedTooOften => Err(Stop::brok(why.f(
                 "{} races in a row missed (the racers were never inside their writes at once) after {} counted: CPUs overcommitted or throttled?",
                 &[MISS_BOUND, races],
             ))),
-            _ => Ok(Outcome::Done),
+            End::Done | End::Running => Ok(Outcome::Done),
         }
     }
 
@@ -217,8 +218,8 @@ impl Race<'_> {
     pub(super) fn teardown(&mut self) {
         let ctl = self.crew.ctl();
         ctl.stop.store(1, Release);
-        if ctl.end.load(Acquire) == RUNNING {
-            self.crew.end(DONE);
+        if ctl.end.load(Acquire) == End::Running {
+            self.crew.end(End::Done);
         }
         // A generation the racers will see as new, so that sleepers wake and leave.
         ctl.generation.store(ctl.generation.load(Acquire).wrapping_add(1), Release);
@@ -288,16 +289,16 @@ fn is_stopped(tid: u32) -> bool {
     b.iter().rposition(|&c| c == b')').and_then(|r| b.get(r + 2)).is_some_and(|&c| c == b'T' || c == b't')
 }
 
-fn step_failure(why: &mut Line, step: u32, e: Errno, cpu: u32, seen: u32) -> Stop {
+fn step_failure(why: &mut Line, step: SetupStep, e: Errno, cpu: u32, seen: u32) -> Stop {
     Stop::brok(match step {
-        STEP_SIGNALS => why.f("blocking signals: {errno}", &[e.0 as u64]),
-        STEP_PDEATHSIG => why.f("prctl(PR_SET_PDEATHSIG): {errno}", &[e.0 as u64]),
-        STEP_AFFINITY => why.f("sched_setaffinity(CPU {}): {errno}", &[cpu as u64, e.0 as u64]),
-        STEP_WRONG_CPU => why.f("pinned to CPU {} but runs on CPU {}", &[cpu as u64, seen as u64]),
-        STEP_PARENT_GONE => why.s("its parent exited during setup"),
-        STEP_MAP => why.f("mmap of the contested page (MAP_PRIVATE): {errno}", &[e.0 as u64]),
-        STEP_CLONE => why.f("clone of a racer thread: {errno}", &[e.0 as u64]),
-        _ => why.s("setup failed"),
+        SetupStep::Signals => why.f("blocking signals: {errno}", &[e.0 as u64]),
+        SetupStep::Pdeathsig => why.f("prctl(PR_SET_PDEATHSIG): {errno}", &[e.0 as u64]),
+        SetupStep::Affinity => why.f("sched_setaffinity(CPU {}): {errno}", &[cpu as u64, e.0 as u64]),
+        SetupStep::WrongCpu => why.f("pinned to CPU {} but runs on CPU {}", &[cpu as u64, seen as u64]),
+        SetupStep::ParentGone => why.s("its parent exited during setup"),
+        SetupStep::Map => why.f("mmap of the contested page (MAP_PRIVATE): {errno}", &[e.0 as u64]),
+        SetupStep::Clone => why.f("clone of a racer thread: {errno}", &[e.0 as u64]),
+        SetupStep::None => why.s("setup failed"),
     })
 }
 

@@ -7,7 +7,7 @@ use crate::pool::Pool;
 use crate::race::{self, Crew};
 use crate::report::Record;
 use crate::stats::Summary;
-use crate::step::{Mode, Res, Step, Stop};
+use crate::step::{Mode, Res, Step, Stop, Verdict};
 use crate::sys::{self, k};
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -43,16 +43,16 @@ pub(super) struct State {
 /// A racer (or private mode's racer process) died of a signal the race does not catch.
 /// SIGKILL while the kernel's OOM killer ran is this bug's historic symptom: TFAIL. Any
 /// other death is TBROK naming the signal.
-pub(super) fn killed(d: &race::Death, why: &mut Line, failed: &mut u64) -> Stop {
+pub(super) fn killed(d: &race::Death, why: &mut Line, failed: &mut u64) -> Step<Verdict> {
     race::death_line(why, d);
     match d.oom_kills {
         Some(k) if k > 0 && d.sig == k::SIGKILL && d.oom_victim != Some(false) => {
             *failed += 1;
             why.f(" while the kernel's OOM killer killed {} process(es) (oom_kill in /proc/vmstat): the fault on the last free hugepage ended in an OOM kill", &[k]);
-            Stop { res: Res::Fail }
+            Ok(Verdict::Fail)
         }
-        _ if d.sig == 0 => Stop::brok(why.s(" before the run ended")),
-        _ => Stop::brok(why.s(" from outside, not by the kernel's fault handling")),
+        _ if d.sig == 0 => Err(Stop::brok(why.s(" before the run ended"))),
+        _ => Err(Stop::brok(why.s(" from outside, not by the kernel's fault handling"))),
     }
 }
 
@@ -122,13 +122,13 @@ pub(super) fn figures(rec: &mut Record, crew: &Crew, failed: u64, killed: u64, v
 }
 
 /// The result line of a mode whose races all ran: TPASS, or TFAIL with the first failure.
-pub(super) fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64, origin: Clock) -> Step<()> {
+pub(super) fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64, want: u64, origin: Clock) -> Verdict {
     let (races, missed) = (rec.figs.iterations, rec.figs.missed);
     let l = &mut rec.msg;
     let Some(x) = first else {
         l.f(if races == 1 { "no SIGBUS in {} race" } else { "no SIGBUS in {} races" }, &[races]);
         l.f(" of {} racers on the last free hugepage ({} overlapped, {} missed and rerun)", &[rec.racers as u64, races, missed]);
-        return Ok(());
+        return Verdict::Pass;
     };
     fault_facts(l, &x);
     if want > 0 {
@@ -146,7 +146,7 @@ pub(super) fn verdict(rec: &mut Record, first: Option<race::Fault>, failed: u64,
     if failed > 1 || races > x.iteration {
         l.f("; {} of {} races failed", &[failed, races]);
     }
-    Err(Stop { res: Res::Fail })
+    Verdict::Fail
 }
 
 /// "racer 2 on CPU 1 got SIGBUS (BUS_ADRERR) at 0x7f0000000000 in race 3"

@@ -10,6 +10,7 @@ use crate::hugefile::HugeFile;
 use crate::out::{Doc, Line, STDERR, STDOUT};
 use crate::pool::{self, MAX_SIZES};
 use crate::race;
+use crate::races::{self, Kind, Selection};
 use crate::report::{Figures, Record, Reporter};
 use crate::step::{Mode, Res, Step, Stop};
 use crate::sys::{self, start::Args};
@@ -18,9 +19,6 @@ use judge::Clock;
 mod judge;
 mod mode;
 
-/// The program name that makes hugerace speak libhugetlbfs's language.
-pub const LIBHUGETLBFS_NAME: &[u8] = b"alloc-instantiate-race";
-
 fn basename(p: &[u8]) -> &[u8] {
     match p.iter().rposition(|&c| c == b'/') {
         Some(i) => &p[i + 1..],
@@ -28,11 +26,13 @@ fn basename(p: &[u8]) -> &[u8] {
     }
 }
 
-/// The defaults an invocation starts from: libhugetlbfs's format when called by its name.
+/// The defaults an invocation starts from: called by the name of a libhugetlbfs test,
+/// libhugetlbfs's format and that test's kind.
 pub fn defaults(args: &Args) -> Config {
     let mut cfg = Config::default();
-    if args.get(0).map(basename) == Some(LIBHUGETLBFS_NAME) {
+    if let Some(kind) = args.get(0).map(basename).and_then(races::by_libhugetlbfs_name) {
         cfg.format = Format::Hugetlbfs;
+        cfg.races = kind.name.as_bytes();
         // libhugetlbfs's runner names the page size of each pass in the environment.
         if let Some(s) = sys::start::env(b"HUGETLB_DEFAULT_PAGE_SIZE").and_then(crate::parse::size) {
             cfg.pagesize = PageSel::Size(s);
@@ -42,41 +42,53 @@ pub fn defaults(args: &Args) -> Config {
 }
 
 /// Run the command line; returns the exit status.
-pub fn main(args: Args, mut base: Config) -> i32 {
+pub fn main(args: Args, base: Config) -> i32 {
     let words = move || (1..args.len()).filter_map(move |i| args.get(i));
     // libhugetlbfs's test needs its mode word and calls any bad command line a bad
     // configuration (status 1, on stdout), never a failure.
     let libhugetlbfs = cli::format_given(words()).unwrap_or(base.format) == Format::Hugetlbfs;
-    if libhugetlbfs {
-        (base.shared, base.private) = (false, false);
-    }
     let mut l = Line::new();
-    match cli::parse(words(), base) {
-        Err(e) if libhugetlbfs => {
+    let usage = |l: &mut Line, e: cli::Error| {
+        if libhugetlbfs {
             l.s("Bad configuration: ").s(e.msg).s(" '").arg(e.arg).s("'\n");
             l.emit(STDOUT);
             1
-        }
-        Err(e) => {
+        } else {
             l.s("hugerace: ").s(e.msg).s(" '").arg(e.arg).s("' (see hugerace --help)\n");
             l.emit(STDERR);
             2
         }
-        Ok(Action::Run(cfg)) if !cfg.shared && !cfg.private => {
-            l.s("Bad configuration: Usage: alloc-instantiate-race <private|shared> [hugerace options]\n");
-            l.emit(STDOUT);
-            1
-        }
+    };
+    let cfg = match cli::parse(words(), base) {
+        Err(e) => return usage(&mut l, e),
         Ok(Action::Help) => {
-            cli::help();
-            0
+            cli::help(&mut races::help);
+            return 0;
         }
         Ok(Action::Version) => {
             cli::version();
-            0
+            return 0;
         }
-        Ok(Action::Run(cfg)) => run(&cfg),
+        Ok(Action::List) => {
+            races::list();
+            return 0;
+        }
+        Ok(Action::Run(cfg)) => cfg,
+    };
+    let sel = match races::select(&cfg) {
+        Err(e) => return usage(&mut l, e),
+        Ok(sel) => sel,
+    };
+    if libhugetlbfs && cfg.mode.is_none() {
+        l.s("Bad configuration: ");
+        if let Some(k) = sel.each().next() {
+            races::libhugetlbfs_usage(&mut l, k);
+        }
+        l.nl();
+        l.emit(STDOUT);
+        return 1;
     }
+    run(&cfg, &sel)
 }
 
 /// The sizes to race on, ascending. On failure the reason is in `why`.
@@ -108,16 +120,16 @@ fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES], why: &mut Line) -> Ste
     Ok(1)
 }
 
-pub fn run(cfg: &Config) -> i32 {
+pub fn run(cfg: &Config, sel: &Selection) -> i32 {
     // The JSON document's room, in a frame of its own: 192 KiB among run_with's locals would
     // put them beyond the short stack offsets of ppc64, arm64 and riscv64, and make every
     // access to them longer (+1.5 to 3 KB of code there).
     let mut doc = Doc::new(STDOUT);
-    run_with(cfg, &mut doc)
+    run_with(cfg, sel, &mut doc)
 }
 
 #[inline(never)]
-fn run_with(cfg: &Config, doc: &mut Doc) -> i32 {
+fn run_with(cfg: &Config, sel: &Selection, doc: &mut Doc) -> i32 {
     let mut rep = Reporter::new(cfg.format, cfg.verbose, doc);
     let origin = Clock::now();
     let mut why = Line::new();
@@ -126,12 +138,6 @@ fn run_with(cfg: &Config, doc: &mut Doc) -> i32 {
         rep.stop(b"setup", Stop::sys(&mut why, "sigaction", e), &why);
         return rep.finish();
     }
-    let modes: &[Mode] = match (cfg.race, cfg.shared, cfg.private) {
-        (cli::RaceKind::Dontneed, _, _) => &[Mode::Dontneed],
-        (_, true, true) => &[Mode::Shared, Mode::Private],
-        (_, true, false) => &[Mode::Shared],
-        _ => &[Mode::Private],
-    };
     let mut sizes = [0u64; MAX_SIZES];
     let nsizes = match select_sizes(cfg, &mut sizes, &mut why) {
         Ok(n) => n,
@@ -141,39 +147,46 @@ fn run_with(cfg: &Config, doc: &mut Doc) -> i32 {
             return rep.finish();
         }
     };
-    rep.begin((nsizes * modes.len()) as u32);
+    let planned: u32 = sel.each().map(|k| k.modes_for(cfg.mode).count_ones()).sum();
+    rep.begin(nsizes as u32 * planned);
     let mut rel = [0u8; 65];
     let rl = sys::kernel_release(&mut rel);
     rep.info(&|l| {
         l.s(concat!("hugerace ", env!("CARGO_PKG_VERSION"), " on Linux ")).b(&rel[..rl]).s(concat!(" (", env!("HUGERACE_TARGET"), "), base page "))
             .size(sys::start::page_size() as u64);
     });
-    let setup = cpus::allowed(&mut why).and_then(|a| cpus::racer_count(cfg.cpus, cfg.racers, &a, &mut why).map(|n| (a, n)));
-    let (allowed, n) = match setup {
-        Ok(x) => x,
-        Err(s) => {
-            for &size in &sizes[..nsizes] {
-                for &mode in modes {
-                    let mut what = Line::new();
-                    what.s(mode.name()).c(b' ').size(size);
-                    rep.stop(what.as_bytes(), s, &why);
+    // The racers' CPUs, or why there can be none (then every kind that races is stopped).
+    let mut cpu_why = Line::new();
+    let setup = cpus::allowed(&mut cpu_why).and_then(|a| cpus::racer_count(cfg.cpus, cfg.racers, &a, &mut cpu_why).map(|n| (a, n)));
+    'all: for kind in sel.each() {
+        for &size in &sizes[..nsizes] {
+            let bits = kind.modes_for(cfg.mode);
+            for (_, &mode) in kind.modes.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0) {
+                let mut what = Line::new();
+                what.s(mode.name()).c(b' ').size(size);
+                why.clear();
+                let (allowed, n) = match (&setup, refused(cfg, kind, size, &mut why)) {
+                    (_, Some(s)) => {
+                        rep.stop(what.as_bytes(), s, &why);
+                        continue;
+                    }
+                    (Err(s), None) => {
+                        rep.stop(what.as_bytes(), *s, &cpu_why);
+                        continue;
+                    }
+                    (Ok((a, n)), None) => (a, *n),
+                };
+                let rec = run_mode(cfg, &mut rep, size, mode, allowed, n, origin);
+                rep.record(&rec);
+                if let Some(sig) = sys::pending_signal() {
+                    // A signal after the last check of a mode (while restoring) still ends the
+                    // run as TBROK naming it, never as a plain pass.
+                    if rec.res != Res::Brok {
+                        why.clear();
+                        rep.stop(b"run", race::interrupted(&mut why, sig), &why);
+                    }
+                    break 'all;
                 }
-            }
-            return rep.finish();
-        }
-    };
-    'all: for &size in &sizes[..nsizes] {
-        for &mode in modes {
-            let rec = run_mode(cfg, &mut rep, size, mode, &allowed, n, origin);
-            rep.record(&rec);
-            if let Some(sig) = sys::pending_signal() {
-                // A signal after the last check of a mode (while restoring) still ends the
-                // run as TBROK naming it, never as a plain pass.
-                if rec.res != Res::Brok {
-                    why.clear();
-                    rep.stop(b"run", race::interrupted(&mut why, sig), &why);
-                }
-                break 'all;
             }
         }
     }
@@ -185,6 +198,23 @@ fn run_with(cfg: &Config, doc: &mut Doc) -> i32 {
             });
         }
     rep.finish()
+}
+
+/// Why `kind` does not run on this size here, as a TCONF: an option it cannot honour (it
+/// came with `all`; named, it was a usage error), a size it does not take, or the harm it
+/// can do to a machine that is not a throwaway boot.
+#[inline(never)]
+fn refused(cfg: &Config, kind: &Kind, size: u64, why: &mut Line) -> Option<Stop> {
+    if let Some(e) = kind.refusal(cfg) {
+        return Some(Stop::conf(why.s(e.msg).s(" '").arg(e.arg).c(b'\'')));
+    }
+    if !kind.takes(size) {
+        return Some(Stop::conf(why.s("race ").s(kind.name).f(" does not take {size} pages (hugerace --list)", &[size])));
+    }
+    if kind.destructive && !cfg.destructive {
+        return Some(Stop::conf(why.s("destructive: on a kernel with this bug it breaks the hugepage accounting until reboot, so it runs only as /init of a throwaway boot or with --destructive (in a VM: hugerace --race ").s(kind.name).s(" --destructive)")));
+    }
+    None
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -201,10 +231,10 @@ fn run_mode(cfg: &Config, rep: &mut Reporter, size: u64, mode: Mode, allowed: &A
     let mut pool = None;
     let mut before = None;
     let job = mode::Job { size, mode, racers: n, allowed, origin };
-    let r = mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before);
-    if let Err(s) = r {
-        rec.res = s.res;
-    }
+    rec.res = match mode::race_mode(cfg, job, rep, &mut rec, &mut pool, &mut before) {
+        Ok(v) => v.res(),
+        Err(s) => s.res,
+    };
     // (After a TBROK the run proves nothing either way; its reason stands alone.)
     if let (Some(p), Some(b), Res::Pass | Res::Fail) = (&pool, before, rec.res) {
         // Every page and mapping of ours is gone by now: the racers were joined, and the

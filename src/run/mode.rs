@@ -10,7 +10,7 @@ use crate::parse::Counts;
 use crate::pool::{self, Policy, Pool};
 use crate::race::{self, Crew, Outcome, Race};
 use crate::report::{Record, Reporter};
-use crate::step::{Mode, Res, Step, Stop};
+use crate::step::{Mode, Res, Step, Stop, Verdict};
 use crate::sys::{self, k, Mapping};
 
 /// What one mode races on, handed down by the invocation (the record only reports it).
@@ -34,7 +34,7 @@ pub(super) fn race_mode(
     rec: &mut Record,
     pool_out: &mut Option<Pool>,
     before: &mut Option<Counts>,
-) -> Step<()> {
+) -> Step<Verdict> {
     let (size, mode) = (job.size, job.mode);
     let shared = mode == Mode::Shared;
     let pool = pool_out.insert(prepare_pool(cfg, size, &mut rec.msg)?);
@@ -154,7 +154,7 @@ fn release_racers(
     renew: race::Renew,
     state: &State,
     say: &mut dyn FnMut(&Race, &Record),
-) -> Step<()> {
+) -> Step<Verdict> {
     let (size, mode, origin) = (job.size, job.mode, job.origin);
     let t0 = sys::monotonic_ns();
     let until = if cfg.duration_s > 0 { t0 + cfg.duration_s * 1_000_000_000 } else { 0 };
@@ -194,14 +194,14 @@ fn release_racers(
         drop(race);
         match out {
             Err(s) => break Err(s),
-            Ok(Outcome::Done) => break Ok(()),
+            Ok(Outcome::Done) => break Ok(None),
             Ok(Outcome::Killed(d)) => {
-                let s = judge::killed(&d, &mut rec.msg, &mut failed);
-                if s.res == Res::Fail {
+                let v = judge::killed(&d, &mut rec.msg, &mut failed);
+                if v == Ok(Verdict::Fail) {
                     killed += 1;
                     rec.figs.signal = d.sig;
                 }
-                break Err(s);
+                break v.map(Some);
             }
             Ok(Outcome::Faulted(f)) => {
                 if let Err(s) = judge::explained(size, refused_before, state, &f, &mut rec.msg) {
@@ -213,7 +213,7 @@ fn release_racers(
                 let t = crew.tally();
                 let over = (want != 0 && t.races >= want) || (until != 0 && sys::monotonic_ns() >= until) || sys::pending_signal().is_some();
                 if !cfg.keep_going || over {
-                    break Ok(());
+                    break Ok(None);
                 }
             }
         }
@@ -227,8 +227,11 @@ fn release_racers(
     if let Some(f) = &first {
         rec.figs.signal = f.sig;
     }
-    r?;
-    judge::verdict(rec, first, failed, want, origin)
+    // A racer the OOM killer took: its line is written, the verdict is given.
+    if let Some(v) = r? {
+        return Ok(v);
+    }
+    Ok(judge::verdict(rec, first, failed, want, origin))
 }
 
 /// Before the first race of a start, the pool must read as the original test sets it up.

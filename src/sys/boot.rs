@@ -26,6 +26,14 @@ pub fn power_off() -> Errno {
     }
 }
 
+/// Make Ctrl-Alt-Del a SIGINT to init rather than a reboot. Refused (EINVAL) in a PID
+/// namespace other than the machine's, EPERM without CAP_SYS_BOOT: PID-1 mode's test of
+/// whether it is the machine's own init.
+pub fn ctrl_alt_del_off() -> Result<()> {
+    // SAFETY: plain integers; the magic numbers are the kernel's.
+    sc!(k::__NR_reboot, k::LINUX_REBOOT_MAGIC1, k::LINUX_REBOOT_MAGIC2, k::LINUX_REBOOT_CMD_CAD_OFF, 0).map(drop)
+}
+
 /// Halt the machine: the fallback when power-off is refused.
 pub fn halt() -> Errno {
     // SAFETY: as power_off.
