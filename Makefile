@@ -5,9 +5,26 @@ TARGET ?= $(HOST_TARGET)
 CARGO ?= cargo
 BIN := target/$(TARGET)/release/hugerace
 
-.PHONY: all build run test test-steps setup unit integration size bench clean
+.PHONY: all build run test test-steps setup unit scripts-test integration size bench clean help
 
 all: build
+
+help:
+	@echo 'make [TARGET=<triple>] GOAL; the goals:'
+	@echo '  build          the release binary (target/<triple>/release/hugerace)'
+	@echo '  run            build, then race both modes once on the default hugepage size'
+	@echo '  test           everything below, after setup; ends with the count of skips'
+	@echo '  setup          install what the tests need (scripts/setup.sh)'
+	@echo '  unit           the unit tests (cargo test --lib)'
+	@echo '  scripts-test   the boot driver'"'"'s tests (scripts/test_boot.py)'
+	@echo '  integration    the real binary against the real kernel, cross builds under qemu-user'
+	@echo '  cross          build every target; size: their sizes'
+	@echo '  initramfs      target/<triple>/initramfs.cpio.gz, hugerace as /init'
+	@echo '  kernels        fetch or build every boot kernel (scripts/kernels.sh)'
+	@echo '  boot-test      boot the machines below marked boot-test (scripts/boot.py)'
+	@echo '  detect         failure rates on the machines marked detect'
+	@echo '  bench, fuzz, stress, install, uninstall, clean'
+	@python3 scripts/machines.py help
 
 build:
 	$(CARGO) build --release --target $(TARGET)
@@ -20,6 +37,12 @@ run: build
 
 unit:
 	$(CARGO) test --lib
+
+# The boot driver's judges on made-up consoles, and the machine table against the README and
+# `make help`.
+scripts-test:
+	python3 -m unittest discover -s scripts -p 'test_*.py'
+	python3 scripts/stamps.py --self-test
 
 integration: build
 	HUGERACE_BIN=$(CURDIR)/$(BIN) $(CARGO) test --test '*'
@@ -43,7 +66,7 @@ test: setup
 	  if [ "$$n" -eq 0 ]; then echo "make test: all passed, nothing skipped"; \
 	  else echo "make test: all passed, $$n skipped:"; sed 's/^SKIP: /  /' $(SKIP_LOG); fi
 
-test-steps: unit integration
+test-steps: unit scripts-test integration
 
 # One row per target built so far (`make cross` builds them all), stripped bytes.
 # Figures, not tests: size, peak RSS, wall time, setup growth, races/s against a bare-fault
@@ -63,18 +86,12 @@ clean:
 # ---- boot: hugerace as /init in an initramfs, booted under QEMU (issue 5) -------------------
 # `make initramfs TARGET=<triple>` writes target/<triple>/initramfs.cpio.gz: /init (the binary)
 # plus /dev/console (char 5:1), /dev, /proc and /sys, as a gzip newc cpio, built without root.
-# `make boot-test` boots each machine of scripts/boot.sh; kernels are cached under
-# /var/cache/hugerace (scripts/kernels.sh): Debian's for amd64, arm64 and ppc64el, and two
-# built from Debian's linux-source with a config fragment and a cross gcc: ppc64 big-endian
-# (boot/ppc64be.config) and arm64 with 64K base pages (boot/arm64-64k.config, the machine
-# arm64-64k). `make setup` (alias `boot-deps`) installs the Debian packages.
-# Mutants (issue 13): x86_64 is also built from linux-source (boot/x86_64.config, machine
-# x86_64-built), and x86_64, arm64-64k and ppc64be each with boot/hugetlb-mutant.patch
-# (machines x86_64-mutant, arm64-64k-mutant, ppc64be-mutant: the race put back, which must
-# FAIL both modes with SIGBUS) and x86_64 with boot/hugetlb-narrow.patch (x86_64-narrow, for
-# `make detect`), every variant in its kernel's object tree.
-BOOT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu \
-	powerpc64le-unknown-linux-gnu powerpc64-unknown-linux-gnu
+# `make boot-test` boots the machines of scripts/machines.py (scripts/boot.py; `make help`
+# lists them): their kernels are cached under /var/cache/hugerace (scripts/kernels.sh), Debian's
+# or built from Debian's linux-source with a config of boot/ (and a patch for the mutants,
+# which must FAIL with SIGBUS). `make setup` (alias `boot-deps`) installs the Debian packages.
+# The Rust targets whose images the boots need, from the same table.
+BOOT_TARGETS = $(shell python3 scripts/machines.py targets)
 INITRAMFS = target/$(TARGET)/initramfs.cpio.gz
 
 .PHONY: initramfs initramfs-all boot-deps kernels boot-test detect detect-initramfs
@@ -90,19 +107,20 @@ boot-deps: setup
 # Fetch (or build) every kernel ahead of the boots; each prints its path or SKIP and why.
 kernels:
 	@scripts/kernels.sh --plan
-	@for a in amd64 arm64 ppc64el ppc64be arm64-64k x86_64; do scripts/kernels.sh $$a || true; done
+	@for a in $$(python3 scripts/machines.py kernel-names); do scripts/kernels.sh $$a || true; done
 
 boot-test: initramfs-all
-	scripts/boot.sh
+	scripts/boot.py
 
 test-steps: boot-test
 
-# `make detect`: boot the mutants and their unpatched twin with examples/detect.rs as /init,
-# /hugerace and /forkspin (examples/forkspin.rs, libhugetlbfs's fork-and-spin race done
-# plainly) beside it; DETECT_BLOCKS blocks of DETECT_RACES races per mode, interleaved; prints
-# failed races per machine, mode and size for both (figures: asserted only that every race ran
-# and that a mutant fails, its twin never).
-DETECT_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu powerpc64-unknown-linux-gnu
+# `make detect`: boot the machines with a detect entry (the mutants, their unpatched twin,
+# Debian 12's 6.1 for the dontneed race) with examples/detect.rs as /init, /hugerace and
+# /forkspin (examples/forkspin.rs, libhugetlbfs's fork-and-spin race done plainly) beside it;
+# DETECT_BLOCKS blocks of DETECT_RACES races per mode, interleaved; prints failed races per
+# machine, mode and size for both (figures: asserted only that every race ran and that a
+# mutant fails, its twin never).
+DETECT_TARGETS = $(shell python3 scripts/machines.py targets --detect)
 DETECT_BLOCKS ?= 4
 DETECT_RACES ?= 50
 DETECT_LOOPS ?= 750
@@ -116,7 +134,7 @@ detect-initramfs:
 	done
 
 detect: detect-initramfs
-	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) scripts/boot.sh --detect
+	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) scripts/boot.py --detect
 # ---- end boot ---------------------------------------------------------------------------------
 
 # ---- cross: every target we claim, built here, run under qemu-user (issue 4) ----------------
@@ -185,3 +203,31 @@ fuzz:
 stress: build
 	HUGERACE_BIN=$(CURDIR)/$(BIN) HUGERACE_STRESS_ROUNDS=$(STRESS_ROUNDS) $(CARGO) test --test environment concurrent -- --nocapture
 # ---- end fuzz ---------------------------------------------------------------------------------
+
+# ---- lava: hugerace's LAVA job, run by LAVA's own dispatcher (issue 21) ------------------------
+# `make lava KERNEL=<image> [TARGET=<triple>] [ARGS="<hugerace args>"] [KERNEL_ARGS="..."]`
+# (KERNEL_ARGS: more kernel command line before hugerace's `--`) builds the initramfs,
+# renders lava/hugerace-initramfs.yaml and the machine's device dictionary (lava/devices/) for
+# that kernel into target/lava/lava/, runs them with lava-run (Debian's lava-dispatcher, which
+# `make setup` installs), and prints each case as LAVA recorded it (`shared_2m pass`): exit 0
+# when the job completed and every case passed, 1 when a case failed, 2 when the job is
+# incomplete. scripts/lava.py runs under Debian's python3 (jinja2, yaml and lava-run's own).
+# `make lava-test` (part of `make test`): the x86_64 twin kernel must pass both modes and the
+# x86_64-mutant must fail both, each in a job LAVA completed.
+LAVA_PYTHON := /usr/bin/python3
+ARGS ?= --race alloc -s 2M -i 20
+KERNEL_ARGS ?=
+
+.PHONY: lava lava-test
+
+lava: initramfs
+	@test -n "$(KERNEL)" || { echo "make lava: KERNEL=<kernel image> is required" >&2; exit 2; }
+	$(LAVA_PYTHON) scripts/lava.py --target $(TARGET) --args "$(ARGS)" --kernel-args "$(KERNEL_ARGS)" $(KERNEL)
+
+lava-test:
+	@$(MAKE) --no-print-directory initramfs TARGET=$(HOST_TARGET)
+	@$(LAVA_PYTHON) scripts/lava.py --self-test
+	@scripts/lava-test.sh
+
+test-steps: lava-test
+# ---- end lava ---------------------------------------------------------------------------------

@@ -8,7 +8,11 @@
 //! blocks gives both the same machine state over the boot. With a fifth argument `dontneed`,
 //! each block races `--race dontneed` RACES times and then `/madvrace LOOPS` (the sixth
 //! argument), the kernel selftest's free-running way. Then `detect: done`, sync, power
-//! off. scripts/boot.sh --detect reads the lines off the console and sums them.
+//! off. scripts/boot.py --detect reads the lines off the console and sums them.
+//!
+//! On a kernel with boot/hugetlb-narrow-stamps.patch, every program's run is followed by the
+//! stamps of its hugetlb faults, copied off /proc/hugetlb_stamps between `stamps: begin PROG
+//! MODE` and `stamps: end` (the ring is emptied before each run); scripts/stamps.py reads them.
 #![no_std]
 #![no_main]
 
@@ -47,8 +51,34 @@ fn prepare() {
     }
 }
 
+const STAMPS: &CStr = c"/proc/hugetlb_stamps";
+
+/// Copy the fault stamps of the run just ended to the console, then empty the ring. Nothing
+/// on a kernel without the stamps patch.
+fn drain(argv: &[&CStr]) {
+    let Ok(fd) = sys::open(STAMPS, k::O_RDONLY) else { return };
+    let mut l = Line::new();
+    l.s("stamps: begin ").b(argv[0].to_bytes());
+    if let Some(mode) = argv.iter().find(|a| matches!(a.to_bytes(), b"shared" | b"private")) {
+        l.c(b' ').b(mode.to_bytes());
+    }
+    say(&mut l);
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = sys::read(fd.raw(), &mut buf) {
+        let _ = sys::write_all(1, &buf[..n]);
+    }
+    l.s("stamps: end");
+    say(&mut l);
+    reset_stamps();
+}
+
+fn reset_stamps() {
+    let _ = sys::write_file(STAMPS, b"0");
+}
+
 /// Run one program to its end; PID 1 also reaps every orphan on the way.
 fn run(argv: &[&CStr]) {
+    reset_stamps();
     let mut l = Line::new();
     let pid = match sys::fork() {
         Ok(Forked::Child) => {
@@ -71,7 +101,7 @@ fn run(argv: &[&CStr]) {
                     l.s("detect: ").b(argv[0].to_bytes()).s(" killed by signal ").u(sig as u64);
                     say(&mut l);
                 }
-                return;
+                return drain(argv);
             }
             Err(e) => {
                 l.s("detect: wait4: ").errno(e);

@@ -1,35 +1,32 @@
 #!/usr/bin/env bash
 # The kernels the boot tests run, cached outside the clone.
 #
-#   scripts/kernels.sh ARCH     ARCH: amd64 | arm64 | ppc64el | ppc64be | arm64-64k
-#                                     | ppc64be-mutant | arm64-64k-mutant | x86_64 | x86_64-mutant
-#                                     | x86_64-narrow
+#   scripts/kernels.sh NAME     NAME: a kernel of scripts/machines.py (`machines.py kernel-names`)
 #   scripts/kernels.sh --plan   one line per kernel that is not cached yet and must be built
 #
 # Prints the path of a bootable kernel image on stdout and exits 0. When no kernel can be had
 # (no registry and nothing cached, no linux-source), prints one line `SKIP: <reason>` and exits
 # 77; any other failure exits 1. Progress goes to stderr.
 #
-# amd64, arm64, ppc64el: Debian's kernel, found through the arch's linux-image-<arch>
-# metapackage every time (security updates rename the versioned package), fetched with
-# `apt-get download` and unpacked with `dpkg -x`. Every arch, the host's own included, gets an
-# apt state of its own under the cache (APT::Architecture, lists, archives, an empty dpkg
-# status), so the system's dpkg architectures and lists are never touched.
+# Which kernels there are is scripts/machines.py's table (`machines.py kernels`): the boot
+# machines' table, which says of each kernel where it comes from.
 #
-# ppc64be, arm64-64k: Debian ships no big-endian ppc64 kernel, and no arm64 kernel with 64K
-# base pages. Build each from Debian's linux-source with boot/<ARCH>.config over allnoconfig
-# and the cross compiler (gcc-powerpc64-linux-gnu, gcc-aarch64-linux-gnu), one at a time; the
-# image (vmlinux, arm64's Image) is cached under the source version and a hash of the config
-# and this recipe.
+# A Debian kernel: found through its metapackage every
+# time (security updates rename the versioned package), fetched with `apt-get download` and
+# unpacked with `dpkg -x`. Every arch, the host's own included, gets an apt state of its own
+# under the cache (APT::Architecture, lists, archives, an empty dpkg status), so the system's
+# dpkg architectures and lists are never touched.
 #
-# Mutants (issue 13): a built kernel may have variants, each the same configuration with one
-# patch of boot/ applied to the source: x86_64 (boot/x86_64.config, the host gcc) has
-# x86_64-mutant (boot/hugetlb-mutant.patch) and x86_64-narrow (boot/hugetlb-narrow.patch);
-# arm64-64k and ppc64be have arm64-64k-mutant and ppc64be-mutant (boot/hugetlb-mutant.patch).
-# A kernel and its variants are one family: asking for any member builds every member not
-# cached yet, in one object tree (the plain kernel first, then each variant: apply its patch,
-# rebuild what it touches, cache the image, reverse the patch), so a variant costs a
-# recompile of mm/hugetlb.c and a relink. A variant's key adds the hash of its patch.
+# A built kernel (Debian ships no big-endian ppc64 kernel and no arm64 kernel with 64K base
+# pages; a small x86_64 one is the mutants' twin): built from Debian's linux-source with
+# boot/<FAMILY>.config over allnoconfig and the family's compiler (a cross gcc, or the host's),
+# one at a time; the image is cached under the source version and a hash of the config and
+# this recipe. A family may have variants, each the same configuration with one patch of
+# boot/ applied to the source (the mutants: boot/hugetlb-mutant.patch, -narrow.patch). Asking
+# for any member builds every member not cached yet, in one object tree (the plain kernel
+# first, then each variant: apply its patch, rebuild what it touches, cache the image, reverse
+# the patch), so a variant costs a recompile of mm/hugetlb.c and a relink. A variant's key adds
+# the hash of its patch.
 #
 # Cache: $HUGERACE_CACHE (default /var/cache/hugerace):
 #   apt/<arch>/                  that arch's apt lists and package cache
@@ -45,20 +42,24 @@ set -euo pipefail
 
 CACHE=${HUGERACE_CACHE:-/var/cache/hugerace}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-ARCH=${1:?usage: kernels.sh amd64|arm64|ppc64el|ppc64be|arm64-64k[-mutant]|x86_64[-mutant|-narrow]|--plan}
+# The table: `debian NAME APT_ARCH METAPACKAGE` and `built NAME MAKE_ARCH CROSS_COMPILE TARGET
+# IMAGE COLD_MIN [VARIANT=PATCH...]` lines. FAMILIES: one line per family of built kernels,
+# NAME MAKE_ARCH CROSS_COMPILE TARGET IMAGE, then its variants; NAME's config is boot/NAME.config.
+ARCH=${1:?usage: kernels.sh NAME|--plan, NAME one of: $(python3 "$HERE/scripts/machines.py" kernel-names)}
+TABLE=$(python3 "$HERE/scripts/machines.py" kernels)
+FAMILIES=()
+declare -A DEBIAN COLD_MIN
+while read -r kind name f1 f2 f3 f4 f5 variants; do
+    case $kind in
+        debian) DEBIAN[$name]="$f1 $f2" ;;
+        built)
+            COLD_MIN[$name]=$f5
+            FAMILIES+=("$name $f1 $f2 $f3 $f4${variants:+ $variants}") ;;
+    esac
+done <<<"$TABLE"
 
 log() { printf 'kernels[%s]: %s\n' "$ARCH" "$*" >&2; }
 skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
-
-# The kernels built here, one family per line: NAME KARCH CROSS_COMPILE TARGET IMAGE, then its
-# variants as VARIANT=PATCH (PATCH under boot/). NAME's config is boot/NAME.config.
-FAMILIES=(
-    "ppc64be powerpc powerpc64-linux-gnu- vmlinux vmlinux ppc64be-mutant=hugetlb-mutant.patch"
-    "arm64-64k arm64 aarch64-linux-gnu- Image arch/arm64/boot/Image arm64-64k-mutant=hugetlb-mutant.patch"
-    "x86_64 x86_64 - bzImage arch/x86/boot/bzImage x86_64-mutant=hugetlb-mutant.patch x86_64-narrow=hugetlb-narrow.patch"
-)
-# Minutes one cold build of the plain kernel takes on 2 cores (measured), for --plan.
-declare -A COLD_MIN=([ppc64be]=4 [arm64-64k]=5 [x86_64]=6)
 
 mkdir -p "$CACHE"
 # One run per arch (or family of built kernels) at a time: two `make test` runs must not
@@ -309,14 +310,15 @@ plan() {
 }
 
 case $ARCH in
-    amd64) debian_kernel amd64 linux-image-amd64 ;;
-    # Debian 12's newer kernel line (bookworm's 6.12 packages): the dontneed race fixed.
-    amd64-6.12) debian_kernel amd64 linux-image-6.12-amd64 amd64-6.12 ;;
-    arm64) debian_kernel arm64 linux-image-arm64 ;;
-    ppc64el) debian_kernel ppc64el linux-image-powerpc64le ;;
     --plan) plan ;;
     *)
-        [ -n "$FAMILY" ] || { echo "unknown arch $ARCH" >&2; exit 1; }
-        # shellcheck disable=SC2086
-        built_kernel "$ARCH" $FAMILY ;;
+        if [ -n "${DEBIAN[$ARCH]+set}" ]; then
+            # shellcheck disable=SC2086
+            set -- ${DEBIAN[$ARCH]}
+            debian_kernel "$1" "$2" "$ARCH"
+        else
+            [ -n "$FAMILY" ] || { echo "unknown kernel $ARCH (scripts/machines.py kernel-names)" >&2; exit 1; }
+            # shellcheck disable=SC2086
+            built_kernel "$ARCH" $FAMILY
+        fi ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond Rust and make, in one place: the Debian packages (cross
 # linker, qemu-user and qemu-system, the cross compilers and kernel source for the kernels
-# built here, and the tools the tests run) and the rustup targets.
+# built here, LAVA's dispatcher, and the tools the tests run) and the rustup targets.
 #
 #   scripts/setup.sh [TARGET...]      TARGET: the rustup targets to have (make passes all)
 #
@@ -21,12 +21,15 @@ mkdir -p target
 PKGS=(
     # tests/cross.rs: qemu-user and GNU ld for big-endian ppc64 (rust-lld links the rest)
     qemu-user-static:qemu-x86_64-static binutils-powerpc64-linux-gnu:powerpc64-linux-gnu-ld
-    # scripts/boot.sh: the guests; scripts/kernels.sh: the kernels built here (ppc64be,
-    # arm64-64k, x86_64 and their mutants, which `patch` applies)
+    # scripts/boot.py: the guests; scripts/kernels.sh: the kernels built here (their
+    # variants, the mutants, are applied with `patch`)
     qemu-system-x86:qemu-system-x86_64 qemu-system-arm:qemu-system-aarch64 qemu-system-ppc:qemu-system-ppc64
     gcc-powerpc64-linux-gnu:powerpc64-linux-gnu-gcc gcc-aarch64-linux-gnu:aarch64-linux-gnu-gcc
     binutils-aarch64-linux-gnu:aarch64-linux-gnu-ld linux-source:-
     bc:bc flex:flex bison:bison libelf-dev:- libssl-dev:- xz-utils:xz patch:patch make:make
+    # scripts/lava.py (make lava, make lava-test): LAVA's own dispatcher, lava-run, and with
+    # it Debian's python3-jinja2 and python3-yaml, which lava.py uses too
+    lava-dispatcher:lava-run
     # the tests' helpers and tools
     gcc:cc libc6-dev:- binutils:readelf python3:python3 strace:strace groff-base:groff
     procps:pgrep util-linux:setpriv mount:mount gzip:gzip bsdutils:script
@@ -68,6 +71,12 @@ if [ ${#missing[@]} -gt 0 ]; then
             tail -n 5 "$log" | sed 's/^/setup:   /' >&2
             fail "apt-get failed (whole log: $log); fix that, or run as root: $install"
         fi
+        # lava-dispatcher's package enables lava-worker, a daemon that polls a LAVA server
+        # (none here: lava.py runs lava-run by itself); on a systemd host, stop it again.
+        if [[ " ${missing[*]} " == *" lava-dispatcher "* ]] && [ -d /run/systemd/system ] &&
+           systemctl disable --now lava-worker.service >>"$log" 2>&1; then
+            say "lava-worker.service disabled: make lava runs lava-run alone, with no LAVA server"
+        fi
     fi
 fi
 
@@ -88,21 +97,16 @@ if [ $# -gt 0 ]; then
     fi
 fi
 
-# ---- the kernels built here (scripts/kernels.sh): say up front what a cold run builds ----
-# A built kernel is cached under the linux-source version and a hash of its config fragment
-# and kernels.sh's recipe string; the same key is computed here, only to tell.
+# ---- the kernels built here: say up front what a cold run builds (scripts/kernels.sh --plan,
+# which knows them from the machine table, scripts/machines.py) ----
 cache=${HUGERACE_CACHE:-/var/cache/hugerace}
-recipe=$(sed -n 's/^ *local recipe="\(.*\)"$/\1/p' scripts/kernels.sh | head -n1)
-srcpkg=$(dpkg-query -W -f='${Depends}' linux-source 2>/dev/null | grep -o 'linux-source-[0-9.]*' | head -n1) || true
-ver=$( [ -n "$srcpkg" ] && dpkg-query -W -f='${Version}' "$srcpkg" 2>/dev/null) || true
-build=()
-for k in ppc64be:vmlinux arm64-64k:Image; do
-    name=${k%%:*} file=${k#*:}
-    hash=$( { cat "boot/$name.config"; echo "$recipe"; } | sha256sum | cut -c1-12)
-    [ -n "$ver" ] && [ -e "$cache/kernels/$name/$ver-$hash/$file" ] || build+=("$name")
-done
+plan=$(scripts/kernels.sh --plan 2>/dev/null || true)
+read -ra build <<<"$(sed -n 's/^kernels: will build \(.*\) from .*$/\1/p' <<<"$plan" | tr '\n' ' ')"
+mins=$(sed -n 's/^kernels: about \([0-9]*\) min .*/\1/p' <<<"$plan")
 if [ ${#build[@]} -gt 0 ]; then
-    say "the boot tests will build ${#build[@]} kernel(s) from linux-source first: ${build[*]} (about 4 minutes each on 2 cores, once; cached in $cache)"
+    say "the boot tests will build ${#build[@]} kernel(s) from linux-source first: ${build[*]} (about $mins minutes on 2 cores, once; cached in $cache)"
+elif grep -q 'linux-source is not installed' <<<"$plan"; then
+    say "the boot tests will build kernels from linux-source, once it is installed, unless they are cached in $cache"
 else
     say "packages, rustup targets and built kernels all present"
 fi

@@ -1,6 +1,6 @@
 //! The initramfs writer (scripts/mkinitramfs.py), checked without booting anything: the
 //! archive it writes must be a gzip newc cpio that the kernel unpacks into exactly what
-//! hugerace as /init expects. The boots themselves are `make boot-test` (scripts/boot.sh),
+//! hugerace as /init expects. The boots themselves are `make boot-test` (scripts/boot.py),
 //! which needs QEMU and the kernels. Also `make detect`'s pieces that run on the host: the
 //! image with extra files, and forkspin (examples/forkspin.rs), whose SIGBUS detection must
 //! fire on its negative control.
@@ -156,7 +156,7 @@ fn forkspin() -> PathBuf {
 }
 
 /// `make detect`'s yardstick for the dontneed race on the host's (fixed) kernel: its loops run
-/// to the end without a SIGBUS or a break, the line reads as boot.sh parses it, and the pool
+/// to the end without a SIGBUS or a break, the line reads as scripts/judges.py parses it, and the pool
 /// (set so that exactly one page is free) is put back.
 #[test]
 fn madvrace_runs_and_puts_the_pool_back() {

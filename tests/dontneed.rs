@@ -2,7 +2,7 @@
 //! fault on it, with exactly that page to go around. Linux 6.1-6.5 free the page only after
 //! the madvise's TLB flush, and a fault in between finds no page: SIGBUS. This kernel is
 //! fixed, so here the race must pass, from the same state before every race; the boot
-//! machine x86_64-dontneed (scripts/boot.sh) shows Debian 12's 6.1 failing it.
+//! machine x86_64-dontneed (scripts/machines.py) shows Debian 12's 6.1 failing it.
 
 mod common;
 use common::inject::*;

@@ -182,9 +182,16 @@ fn ktap_conf(r: &Run) {
 fn json(r: &Run) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", r.out));
     assert_eq!(v["tool"], "hugerace");
+    // The base page, from AT_PAGESZ: what a boot's judge compares with its machine's.
+    assert_eq!(v["base_page_kb"].as_u64(), Some(page_size_kb()), "{v}");
     assert_eq!(v["exit_status"].as_i64(), Some(r.code as i64), "exit_status field vs the real status");
     assert!(r.err.is_empty(), "json keeps stderr quiet without -v: {}", r.err);
     v
+}
+
+fn page_size_kb() -> u64 {
+    let o = std::process::Command::new("getconf").arg("PAGESIZE").output().expect("getconf");
+    String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().expect("PAGESIZE") / 1024
 }
 
 fn json_pass(r: &Run) {
@@ -198,6 +205,9 @@ fn json_pass(r: &Run) {
         assert_eq!(x["passed"].as_u64(), Some(3), "{x}");
         assert_eq!(x["failed"].as_u64(), Some(0), "{x}");
         assert!(x["skew_ns"]["p50"].is_u64(), "{x}");
+        // The original test's state before every race: the last free page, reserved.
+        assert_eq!((x["start_free"].as_u64(), x["start_reserved"].as_u64()), (Some(1), Some(1)), "{x}");
+        assert!(x.get("signal").is_none(), "no race failed: {x}");
     }
 }
 
@@ -207,6 +217,9 @@ fn json_fail(r: &Run) {
     assert_eq!(x["result"], "fail", "{x}");
     assert_eq!(x["failed"].as_u64(), Some(1), "{x}");
     assert!(x["message"].as_str().unwrap_or("").contains("SIGBUS"), "{x}");
+    assert_eq!(x["signal"], "SIGBUS", "{x}");
+    // The negative control: nothing left free, the contested page not reserved.
+    assert_eq!((x["start_free"].as_u64(), x["start_reserved"].as_u64()), (Some(0), Some(0)), "{x}");
 }
 
 fn json_conf(r: &Run) {

@@ -102,7 +102,7 @@ fn a_skip_is_one_logged_line_and_a_failure_under_ci() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1, "a failed skip is not logged as a skip");
 }
 
-/// scripts/boot.sh on one machine with a PATH where every command but QEMU's is found.
+/// scripts/boot.py on one machine with a PATH where every command but QEMU's is found.
 fn boot_without_qemu(ci: bool, log: &std::path::Path) -> Output {
     let bin = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(if ci { "path-noqemu-ci" } else { "path-noqemu" });
     let _ = std::fs::remove_dir_all(&bin);
@@ -115,7 +115,7 @@ fn boot_without_qemu(ci: bool, log: &std::path::Path) -> Output {
             }
         }
     }
-    let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/boot.sh"));
+    let mut c = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/boot.py"));
     c.arg("x86_64").env("PATH", &bin).env("HUGERACE_SKIP_LOG", log);
     for v in ["CI", "HUGERACE_REQUIRE_ROOT", "HUGERACE_REQUIRE_QEMU"] {
         c.env_remove(v);

@@ -126,6 +126,7 @@ fn release_racers(job: &Job, rec: &mut Record, crew: &Crew, plan: &Plan, say: &m
         if let Err(s) = check_start_state(size, &plan.state, starts, &mut rec.msg) {
             break Err(s);
         }
+        rec.figs.start = Some((plan.state.free, plan.state.resv));
         let mut race = race;
         let bound = cfg.iteration_timeout_s * 1_000_000_000;
         let out = race.run(want, until, bound, |done| progress.tick(done, failed), &mut rec.msg);
@@ -135,7 +136,10 @@ fn release_racers(job: &Job, rec: &mut Record, crew: &Crew, plan: &Plan, say: &m
             Ok(Outcome::Done) => break Ok(None),
             Ok(Outcome::Killed(d)) => {
                 let v = verdict::killed(&d, &mut rec.msg, &mut failed);
-                killed += (v == Ok(Verdict::Fail)) as u64;
+                if v == Ok(Verdict::Fail) {
+                    killed += 1;
+                    rec.figs.signal = d.sig;
+                }
                 break v.map(Some);
             }
             Ok(Outcome::Faulted(f)) => {
@@ -158,6 +162,10 @@ fn release_racers(job: &Job, rec: &mut Record, crew: &Crew, plan: &Plan, say: &m
     // page could not be put back in race 1's state; a SIGBUS something else explains.
     let broke = matches!(r, Err(s) if s.res == Res::Brok);
     verdict::figures(rec, crew, failed, killed, void, broke, t0, job.origin);
+    // The first failed race's signal (an OOM kill's SIGKILL is set where it was judged).
+    if let Some(f) = &first {
+        rec.figs.signal = f.sig;
+    }
     // A racer the OOM killer took: its line is written, the verdict is given.
     if let Some(v) = r? {
         return Ok(v);

@@ -105,6 +105,10 @@ pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut F
         let seen = judge_run(s, ended, (free0, resv0), own, i, &mut rec.msg)?;
         settle(size, (free0, resv0), i, &mut rec.msg)?;
         rec.figs.iterations = i;
+        rec.figs.start = Some((free0, resv0));
+        if seen.sigbus && rec.figs.signal == 0 {
+            rec.figs.signal = k::SIGBUS;
+        }
         rec.figs.own = [seen.counts[0][1], seen.counts[1][1], seen.counts[2][1], seen.second_ok as u64, seen.sigbus as u64, 0, 0, 0];
         if seen.second_ok {
             failed += 1;

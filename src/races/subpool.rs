@@ -100,6 +100,7 @@ pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut F
         }
         last = one_run(size, &mut rec.msg)?;
         rec.figs.iterations = i;
+        rec.figs.start = Some((c0.free, c0.resv));
         rec.figs.own = [last.mounted.resv, last.first.resv, last.second.resv, last.unlinked.resv, last.end.resv, last.end.surplus, last.end.free, 0];
         if last.end != c0 {
             // The accounting is broken now: no run after this one starts clean.

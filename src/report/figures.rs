@@ -29,6 +29,10 @@ pub struct Figures {
     pub swept: bool,
     /// A kind's own numbers (a check's counters), in the kind's order.
     pub own: [u64; 8],
+    /// The state every race started from, (free, reserved), once the first race started.
+    pub start: Option<(u64, u64)>,
+    /// The signal of the first failed race (0: none failed).
+    pub signal: u32,
 }
 
 impl Figures {

@@ -34,6 +34,12 @@ pub(super) fn json_record(doc: &mut Doc, l: &mut Line, res: Res, what: &[u8], ms
             "\",\"pagesize_kb\":{},\"iterations\":{},\"passed\":{},\"failed\":{},\"broken\":{},\"elapsed_s\":{.6}",
             &[r.pagesize / 1024, f.iterations, f.passed, f.failed, f.broken, f.elapsed_ns / 1_000],
         );
+        if let Some((free, resv)) = f.start {
+            l.f(",\"start_free\":{},\"start_reserved\":{}", &[free, resv]);
+        }
+        if f.signal != 0 {
+            l.s(",\"signal\":\"").sig(f.signal).c(b'"');
+        }
         (r.tell.json)(doc, l, r);
     }
     l.c(b'}');

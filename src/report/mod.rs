@@ -70,7 +70,9 @@ impl<'d> Reporter<'d> {
                 l.s("KTAP version 1\n1..").u(planned as u64).c(b'\n');
             }
             Format::Json => {
-                l.s(concat!("{\"tool\":\"hugerace\",\"version\":\"", env!("CARGO_PKG_VERSION"), "\",\"results\":["));
+                l.s(concat!("{\"tool\":\"hugerace\",\"version\":\"", env!("CARGO_PKG_VERSION"), "\",\"base_page_kb\":"))
+                    .u(crate::sys::start::page_size() as u64 / 1024)
+                    .s(",\"results\":[");
                 return self.doc.put(&mut l);
             }
             _ => return,

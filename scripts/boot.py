@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Boot tests: real kernels under QEMU (TCG, 2 vCPUs) with hugerace as /init, the only file of
+the initramfs. Each boot races the hugepage sizes its machine names, prints its results on
+the console and powers the guest off.
+
+    scripts/boot.py [MACHINE...]            default: every machine of `make boot-test`
+    scripts/boot.py --detect [MACHINE...]   `make detect`: failure rates on the mutants
+
+The machines, and what each console must show, are scripts/machines.py's table; the judges
+are scripts/judges.py. Needs target/<triple>/initramfs.cpio.gz (`make initramfs
+TARGET=<triple>`) and a kernel from scripts/kernels.sh (cached under /var/cache/hugerace). A
+machine whose kernel or QEMU cannot be had is reported SKIP with the reason, never counted as
+passed; under CI (CI, HUGERACE_REQUIRE_ROOT or HUGERACE_REQUIRE_QEMU set) a SKIP fails, and
+otherwise it is logged, one line, to the log `make test` counts at its end.
+
+--detect boots each machine with a `detect` entry in the table with target/<triple>/
+detect.cpio.gz instead (examples/detect.rs as /init, /hugerace, /forkspin and /madvrace beside
+it): DETECT_BLOCKS blocks (default 4) of DETECT_RACES races (default 50) per mode on the
+machine's detect size, hugerace then forkspin in each block (madvrace's DETECT_LOOPS loops for
+the dontneed race), and prints per machine, mode and size how many races failed for each.
+
+Consoles land in target/boot/<machine>.console, QEMU's own messages in <machine>.qemu.
+BOOT_TIMEOUT (seconds, default 300; 1200 with --detect) bounds each boot.
+"""
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import judges
+import machines as M
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = "target/boot"
+
+
+def under_ci():
+    """CI installs everything: there a SKIP is a failure (as for the cargo tests)."""
+    return any(os.environ.get(v, "").lower() not in ("", "0", "false") for v in ("CI", "HUGERACE_REQUIRE_ROOT", "HUGERACE_REQUIRE_QEMU"))
+
+
+class Kernels:
+    """One scripts/kernels.sh lookup per kernel and run (several machines share one)."""
+
+    def __init__(self):
+        self.found = {}
+
+    def get(self, name):
+        """(path, None) or (None, ("SKIP" | "FAIL", why))."""
+        if name not in self.found:
+            log = f"{OUT}/kernel-{name}.log"
+            with open(log, "w") as err:
+                p = subprocess.run(["scripts/kernels.sh", name], stdout=subprocess.PIPE, stderr=err, text=True)
+            path = p.stdout.strip().split("\n")[-1] if p.stdout.strip() else ""
+            if p.returncode == 0 and path:
+                self.found[name] = (path, None)
+            elif path.startswith("SKIP: "):
+                self.found[name] = (None, ("SKIP", path[len("SKIP: "):]))
+            else:
+                with open(log) as f:
+                    last = (f.read().strip().split("\n") or [""])[-1]
+                self.found[name] = (None, ("FAIL", f"no kernel: {last}"))
+        return self.found[name]
+
+
+def boot(m, kernel, initrd, args, console, timeout_s):
+    """Boot one machine; returns QEMU's exit status, or judges.TIMEOUT."""
+    cmd = m.qemu_cmd() + ["-accel", "tcg", "-smp", "2", "-nographic", "-no-reboot", "-monitor", "none",
+                          "-serial", f"file:{console}", "-kernel", kernel, "-initrd", initrd, "-append", m.cmdline(args)]
+    with open(f"{OUT}/{m.name}.qemu", "w") as q:
+        try:
+            # On the time limit, run() kills QEMU (SIGKILL) and waits for it: nothing is left.
+            return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=q, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            return judges.TIMEOUT
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def run_machine(m, kernels, detect, timeout_s, det):
+    """Boot and judge one machine; prints its report. Returns (result, seconds, table rows)."""
+    console = f"{OUT}/{m.name}.detect.console" if detect else f"{OUT}/{m.name}.console"
+    for stale in {console, f"{OUT}/{m.name}.console", f"{OUT}/{m.name}.qemu"}:
+        if os.path.exists(stale):
+            os.remove(stale)
+    initrd = f"target/{m.target}/{'detect' if detect else 'initramfs'}.cpio.gz"
+    args = None
+    if detect:
+        args = f"{det['blocks']} {det['races']} {m.detect.size} 1" + (f" dontneed {det['loops']}" if m.detect.kind == "dontneed" else "")
+    t0 = time.monotonic()
+    kernel, rows, why = None, [], []
+    if not shutil.which(m.qemu[0]):
+        # CI installs QEMU itself (HUGERACE_REQUIRE_QEMU=1): there its absence is a failure.
+        result, why = "SKIP", [f"{m.qemu[0]} is not installed (make setup)"]
+    else:
+        kernel, missing = kernels.get(m.kernel)
+        if missing:
+            result, why = missing[0], [missing[1]]
+        elif not os.access(initrd, os.R_OK):
+            result, why = "FAIL", [f"{initrd} is missing (make initramfs TARGET={m.target})"]
+        else:
+            t0 = time.monotonic()
+            status = boot(m, kernel, initrd, args, console, timeout_s)
+            text = read(console) if os.path.exists(console) else ""
+            if detect:
+                why, rows = judges.detect_verdict(m, text, status, timeout_s, det["blocks"] * det["races"], det["blocks"] * det["loops"])
+            else:
+                why = judges.verdict(m, text, status, timeout_s)
+            result = "FAIL" if why else "PASS"
+    if result == "SKIP":
+        if under_ci():
+            result, why = "FAIL", [f"{why[0]} (a SKIP fails under CI)"]
+        else:
+            with open(os.environ.get("HUGERACE_SKIP_LOG", "target/skips.log"), "a") as log:
+                log.write(f"SKIP: boot::{m.name}: {why[0]}\n")
+    dt = time.monotonic() - t0
+    print(f"== boot {m.name} ({m.target}, kernel {m.kernel}): {result} in {dt:.1f}s")
+    if kernel and os.path.exists(kernel):
+        print(f"   kernel: {kernel}")
+    for w in why:
+        for line in w.split("\n"):
+            print(f"   reason: {line}")
+    if os.path.exists(console):
+        if detect:
+            print(f"   console: {console}")
+        else:
+            print(f"   console ({console}), hugerace's lines:")
+            for line in judges.excerpt(m, read(console)):
+                print(f"     | {line}")
+    return result, dt, rows
+
+
+def main(argv):
+    sys.stdout.reconfigure(line_buffering=True)
+    os.chdir(ROOT)
+    os.makedirs(OUT, exist_ok=True)
+    # One boot suite at a time per clone: two would overwrite each other's consoles and share
+    # the 2 cores, slowing every boot toward its time limit.
+    lock = open(f"{OUT}/.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    detect = bool(argv) and argv[0] == "--detect"
+    names = argv[1:] if detect else argv
+    if not names:
+        names = [m.name for m in M.MACHINES if (m.detect if detect else m.boot_test)]
+    timeout_s = int(os.environ.get("BOOT_TIMEOUT") or (1200 if detect else 300))
+    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750))}
+    # A cold run builds kernels first: say which, and about how long, before anything else.
+    plan = subprocess.run(["scripts/kernels.sh", "--plan"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in plan.stdout.splitlines():
+        if "every built kernel is cached" not in line:
+            print(line)
+    kernels = Kernels()
+    counts, summary, table = {"PASS": 0, "FAIL": 0, "SKIP": 0}, [], []
+    for name in names:
+        m = M.BY_NAME.get(name)
+        if m is None or (detect and not m.detect):
+            print(f"unknown machine {name}" + (" (no detect entry)" if m else ""), file=sys.stderr)
+            counts["FAIL"] += 1
+            continue
+        result, dt, rows = run_machine(m, kernels, detect, timeout_s, det)
+        counts[result] += 1
+        summary.append("%-16s %-4s %6ss" % (name, result, f"{dt:.1f}"))
+        table += rows
+    print()
+    print("\n".join(summary))
+    print(f"boot: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+    if detect:
+        print()
+        print("Failed races / races, per machine, mode and size (2 racers, 2 vCPUs under TCG;")
+        print(f"{det['blocks']} blocks of {det['races']} races, hugerace then forkspin in each block, one boot per machine):")
+        print("%-18s %-8s %-5s %-18s %-18s" % ("machine", "mode", "size", "hugerace", "forkspin"))
+        for row in table:
+            print(row)
+        # A stamps kernel's consoles: where each race's loser looked (scripts/stamps.py).
+        stamped = [f"{OUT}/{n}.detect.console" for n in names
+                   if os.path.exists(f"{OUT}/{n}.detect.console")
+                   and b"stamps: begin" in open(f"{OUT}/{n}.detect.console", "rb").read()]
+        if stamped:
+            print()
+            print("Where the loser looked, from the stamps kernel (scripts/stamps.py):")
+            subprocess.run([sys.executable, "scripts/stamps.py", *stamped])
+    return 1 if counts["FAIL"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

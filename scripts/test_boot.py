@@ -1,0 +1,233 @@
+"""The boot driver's tests (`make scripts-test`): the judges of scripts/judges.py on made-up
+consoles, each with the mutation it must catch, and the machine table against what reads it
+(the README's table, `make help`, kernels.sh).
+
+    python3 -m unittest discover -s scripts -p 'test_*.py'
+"""
+
+import json
+import os
+import subprocess
+import unittest
+
+import judges as J
+import machines as M
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOOT = "Booting from ROM..\x1bc\x1b[?7l\x1b[2J"
+POWER = "[    1.054347] reboot: Power down\r\n"
+
+
+def result(mode, size, res="pass", **kw):
+    kb = J.kb(size)
+    r = {"name": f"{mode} {size}", "result": res, "message": "no SIGBUS in 3 races", "mode": mode, "pagesize_kb": kb,
+         "racers": 2, "iterations": 3, "passed": 3, "failed": 0, "broken": 0, "start_free": 1, "start_reserved": 1}
+    if res == "fail":
+        r.update(message="racer 2 on CPU 1 got SIGBUS (BUS_ADRERR) at 0x7f in race 1 of 20", passed=0, failed=1, signal="SIGBUS")
+    r.update(kw)
+    return r
+
+
+def doc_for(m, **change):
+    """The document a machine's boot prints when everything goes as its table says."""
+    res = {M.PASS: "pass", M.EITHER: "pass", M.SKIP: "skip", M.SIGBUS: "fail", M.FAIL: "fail"}
+    rs = []
+    for mode, size, want in m.tests():
+        r = result(mode, size, res[want])
+        if m.races:
+            r.update(iterations=m.races, passed=m.races)
+        if m.start:
+            r.update(start_free=m.start[0], start_reserved=m.start[1])
+        rs.append(r)
+    d = {"tool": "hugerace", "version": "0.1.0", "base_page_kb": J.kb(m.base_page or "4K"), "results": rs,
+         "exit_status": min(J.wanted_exit(m))}
+    d.update(change)
+    return d
+
+
+def console(doc=None, code=None, text=None, before="", power=POWER):
+    """A serial console as QEMU writes it: firmware junk, stderr's lines, the document (or
+    `text` in its place), the exit line, the kernel's power-off, CRLF line ends."""
+    body = text if text is not None else json.dumps(doc, separators=(",", ":"))
+    code = doc["exit_status"] if code is None and doc else code
+    lines = [BOOT + "hugerace: TINFO: hugerace 0.1.0 on Linux 6.1.0, base page 4K", before + body, f"hugerace: exit {code}"]
+    return "\r\n".join(lines) + "\r\n" + power
+
+
+def ktap(results, plan=None, code=1):
+    n = sum(1 for r in results if not r.startswith("#"))
+    body = ["KTAP version 1", f"1..{n if plan is None else plan}"] + results
+    return BOOT + "\r\n".join(body + ["# Totals: ...", f"hugerace: exit {code}"]) + "\r\n" + POWER
+
+
+def judge(m, text, status=0):
+    return J.verdict(M.BY_NAME[m] if isinstance(m, str) else m, text, status, 300)
+
+
+class TheJudgesOnJson(unittest.TestCase):
+    def assertFails(self, why, *words):
+        self.assertTrue(why, "judged PASS")
+        self.assertTrue(any(all(w in r for w in words) for r in why), why)
+
+    def test_every_machine_passes_its_own_console(self):
+        for m in M.MACHINES:
+            if m.reads == "json":
+                self.assertEqual(judge(m, console(doc_for(m))), [], m.name)
+
+    def test_a_mutant_that_passes_fails(self):
+        m = M.BY_NAME["x86_64-mutant"]
+        d = doc_for(m, exit_status=0)
+        d["results"][1] = result("private", "2M")
+        self.assertFails(judge(m, console(d)), "'private 2M' passed: the mutant's race did not fail")
+        self.assertFails(judge(m, console(d)), "exit 0, wanted 1")
+
+    def test_a_mutant_failing_without_sigbus_fails(self):
+        m = M.BY_NAME["x86_64-mutant"]
+        for change in ({"signal": "SIGKILL"}, {"signal": None}, {"failed": 0}):
+            d = doc_for(m)
+            d["results"][0].update(change)
+            if change.get("signal", 1) is None:
+                del d["results"][0]["signal"]
+            self.assertFails(judge(m, console(d)), "'shared 2M' failed without a racer's SIGBUS")
+        d = doc_for(m)
+        d["results"][0].update(result="broken", message="inconclusive: another process took the last hugepage")
+        self.assertFails(judge(m, console(d)), "'shared 2M' broken, wanted sigbus", "inconclusive")
+
+    def test_a_missing_result_fails(self):
+        m = M.BY_NAME["x86_64"]
+        d = doc_for(m)
+        del d["results"][3]
+        self.assertFails(judge(m, console(d)), "no result for 'private 1G'")
+        d["results"] = [{"name": "hugepages", "result": "skip", "message": "no hugepage sizes"}]
+        self.assertFails(judge(m, console(d)), "hugerace: hugepages: skip: no hugepage sizes")
+
+    def test_a_skip_only_where_the_table_allows_it(self):
+        d = doc_for(M.BY_NAME["x86_64"])
+        d["results"][2].update(result="skip")
+        self.assertFails(judge("x86_64", console(d)), "'shared 1G' skip, wanted pass")
+        d = doc_for(M.BY_NAME["arm64-64k"])
+        self.assertEqual([r["result"] for r in d["results"] if r["pagesize_kb"] == 16 << 20], ["skip", "skip"])
+        self.assertEqual(judge("arm64-64k", console(d)), [])
+
+    def test_a_result_the_table_does_not_name_fails(self):
+        d = doc_for(M.BY_NAME["x86_64-built"])
+        d["results"].append(result("shared", "1G"))
+        self.assertFails(judge("x86_64-built", console(d)), "'shared 1G' is not one of the machine's tests")
+        d = doc_for(M.BY_NAME["x86_64-built"])
+        d["results"].append(result("shared", "2M"))
+        self.assertFails(judge("x86_64-built", console(d)), "'shared 2M' reported twice")
+
+    def test_race_counts_start_state_and_base_page(self):
+        d = doc_for(M.BY_NAME["x86_64-races"])
+        d["results"][0].update(iterations=199)
+        self.assertFails(judge("x86_64-races", console(d)), "'shared 2M' ran 199 races")
+        d = doc_for(M.BY_NAME["x86_64-races-noreserve"])
+        d["results"][1].update(start_reserved=1)
+        self.assertFails(judge("x86_64-races-noreserve", console(d)), "'private 2M' did not start each race with 1 free, 0 reserved")
+        d = doc_for(M.BY_NAME["arm64-64k"], base_page_kb=4)
+        self.assertFails(judge("arm64-64k", console(d)), "base page 4K, the machine's is 64K")
+
+    def test_the_document_must_stand_whole_on_the_console(self):
+        m = M.BY_NAME["x86_64"]
+        text = json.dumps(doc_for(m), separators=(",", ":"))
+        cut = text.index('{"name":"private 2M"')
+        # A progress line (stderr) inside the document: issue 20's bug.
+        inside = text[:cut] + "\r\x1b[Khugerace: shared 2M: 3050 races, 0.3s of 2s, 0 failed" + text[cut:]
+        self.assertFails(judge(m, console(text=inside, code=0)), "the JSON document does not parse", "something landed inside it")
+        # A TINFO line inside it, on a line of its own.
+        inside = text[:cut] + "\r\nhugerace: TINFO: peak RSS 332 kB\r\n" + text[cut:]
+        self.assertFails(judge(m, console(text=inside, code=0)), "the JSON document does not parse")
+        self.assertFails(judge(m, console(text=text + "hugerace: TINFO: x", code=0)), "does not end its line")
+        self.assertFails(judge(m, console(text=text + "\r\n" + text, code=0)), "2 hugerace JSON documents")
+        self.assertFails(judge(m, console(text="hugerace: TINFO: no document", code=0)), "0 hugerace JSON documents")
+        # What stands before it on its line (the progress line's last wipe) does not matter.
+        self.assertEqual(judge(m, console(text=text, code=0, before="\r\x1b[K")), [])
+
+    def test_the_exit_line_power_off_and_qemu(self):
+        m = M.BY_NAME["x86_64-built"]
+        d = doc_for(m)
+        self.assertFails(judge(m, console(d, code=2)), "the document's exit_status 0 is not the exit line's 2")
+        self.assertFails(judge(m, console(d, code=2)), "hugerace: exit 2, wanted 0")
+        self.assertFails(judge(m, console(d, power="")), "no 'reboot: Power down'")
+        self.assertFails(judge(m, console(d), status=J.TIMEOUT), "QEMU did not end within 300s")
+        self.assertFails(judge(m, console(d), status=1), "QEMU exited with status 1")
+        self.assertFails(judge(m, console(d) + "[ 2.0] Kernel panic - not syncing: x\r\n"), "the kernel panicked")
+        self.assertFails(judge(m, console(d).replace("hugerace: exit 0", "hugerace: TINFO: late")), "is not 'hugerace: exit N'")
+
+    def test_either_allows_pass_or_sigbus_only(self):
+        m = M.BY_NAME["x86_64-narrow"]
+        d = doc_for(m, exit_status=1)
+        d["results"][0] = result("shared", "2M", "fail")
+        self.assertEqual(judge(m, console(d)), [])
+        d["results"][1] = result("private", "2M", "broken")
+        self.assertFails(judge(m, console(d)), "'private 2M' broken, wanted either")
+
+
+class TheJudgesOnKtap(unittest.TestCase):
+    NEG = M.BY_NAME["x86_64-negative"]
+
+    def test_the_negative_control(self):
+        good = ["# shared 2M: racer 1 on CPU 0 got SIGBUS", "not ok 1 shared 2M", "not ok 2 private 2M"]
+        self.assertEqual(judge(self.NEG, ktap(good)), [])
+        why = judge(self.NEG, ktap(["not ok 1 shared 2M", "ok 2 private 2M"]))
+        self.assertIn("'private 2M' pass: the negative control did not fail", why)
+        self.assertIn("'private 2M' skip: the negative control did not fail", judge(self.NEG, ktap(["not ok 1 shared 2M", "ok 2 private 2M # SKIP x"])))
+        self.assertIn("the plan announced 3 results, 2 came", judge(self.NEG, ktap(good[1:], plan=3)))
+        self.assertIn("hugerace: exit 0, wanted 1", judge(self.NEG, ktap(good, code=0)))
+        self.assertIn("no 'KTAP version 1' line", judge(self.NEG, ktap(good).replace("KTAP version 1", "KTAP")))
+        self.assertIn("no result for 'private 2M'", judge(self.NEG, ktap(good[:2], plan=1)))
+        self.assertTrue(any("KTAP result 2 is not" in r for r in judge(self.NEG, ktap(["not ok 1 shared 2M", "not ok 3 private 2M"]))))
+
+
+class Detect(unittest.TestCase):
+    def lines(self, failed, forkspin_failed, races=200, broken=0):
+        d = {"tool": "hugerace", "results": [result(mode, "2M", "fail" if failed else "pass", iterations=races, failed=failed, broken=broken)
+                                             for mode in ("shared", "private")]}
+        out = [json.dumps(d)] + [f"forkspin: mode={m} size=2M races={races} failed={forkspin_failed} broken=0" for m in ("shared", "private")]
+        return "\r\n".join(out + ["detect: done"]) + "\r\n" + POWER
+
+    def test_a_mutant_must_fail_and_its_twin_never(self):
+        mutant, twin = M.BY_NAME["x86_64-mutant"], M.BY_NAME["x86_64-built"]
+        why, rows = J.detect_verdict(mutant, self.lines(150, 190), 0, 1200, 200, 3000)
+        self.assertEqual(why, [])
+        self.assertEqual(rows[0], "x86_64-mutant      shared   2M     150/200   75.0%    190/200   95.0%  ")
+        why, _ = J.detect_verdict(mutant, self.lines(0, 190), 0, 1200, 200, 3000)
+        self.assertIn("hugerace shared 2M: no failed race on a mutant", why)
+        why, _ = J.detect_verdict(twin, self.lines(0, 1), 0, 1200, 200, 3000)
+        self.assertIn("forkspin private 2M: 1 failed races on an unpatched kernel", why)
+        why, _ = J.detect_verdict(twin, self.lines(0, 0, races=199, broken=1), 0, 1200, 200, 3000)
+        self.assertIn("hugerace shared 2M: 199 races ran, wanted 200", why)
+        self.assertIn("hugerace shared 2M: 1 broken", why)
+        why, _ = J.detect_verdict(twin, self.lines(0, 0).replace("detect: done", "detect: wait4: ECHILD"), J.TIMEOUT, 1200, 200, 3000)
+        self.assertIn("no 'detect: done': the schedule did not finish", why)
+        self.assertIn("QEMU did not end within 1200s (killed)", why)
+
+
+class TheTable(unittest.TestCase):
+    def test_it_is_judgeable_as_written(self):
+        self.assertEqual(M.problems(), [])
+        names = [m.name for m in M.MACHINES]
+        self.assertEqual(len(names), len(set(names)))
+
+    def test_the_readme_shows_it(self):
+        with open(os.path.join(ROOT, "README.md")) as f:
+            text = f.read()
+        start = text.index("<!-- machines:")
+        body = text[text.index("\n", start) + 1:text.index("<!-- end machines -->")]
+        self.assertEqual(body.rstrip("\n").split("\n"), M.readme_table(), "README's table: paste `scripts/machines.py readme`")
+
+    def test_make_help_lists_it(self):
+        out = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "help"], capture_output=True, text=True, check=True).stdout
+        rows = [l for l in out.split("\n") if l.startswith("  ") and l.split()[0] in M.BY_NAME]
+        self.assertEqual(rows, M.help_rows())
+        self.assertEqual(len(rows), len(M.MACHINES))
+
+    def test_kernels_sh_knows_every_kernel_of_it(self):
+        out = subprocess.run([os.path.join(ROOT, "scripts/kernels.sh")], capture_output=True, text=True).stderr
+        for m in M.MACHINES:
+            self.assertIn(f" {m.kernel}", out.split("NAME one of:")[1])
+        self.assertEqual(M.kernel_names()[:4], list(M.DEBIAN))
+
+
+if __name__ == "__main__":
+    unittest.main()
