@@ -52,7 +52,7 @@ def kb(size):
 def wanted_exit(m):
     """The exit statuses the machine's outcomes allow (LTP bits for JSON, kselftest's for KTAP:
     both 0 for passes and skips beside passes, 1 for failures)."""
-    outcomes = set(m.must.values())
+    outcomes = m.outcomes()
     if outcomes & {M.SIGBUS, M.FAIL}:
         return {1}
     return {0, 1} if M.EITHER in outcomes else {0}
@@ -268,7 +268,7 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
     tally, more = detect_tally(said)
     why += more
     dontneed = m.detect.kind == "dontneed"
-    mutant = bool(set(m.must.values()) & {M.SIGBUS, M.EITHER})
+    mutant = bool(m.outcomes() & {M.SIGBUS, M.EITHER})
     modes, tools = (M.DONTNEED, ("hugerace", "madvrace")) if dontneed else (M.ALLOC, ("hugerace", "forkspin"))
     rows = []
     for mode in modes:

@@ -178,6 +178,38 @@ class TheJudgesOnKtap(unittest.TestCase):
         self.assertIn("no result for 'private 2M'", judge(self.NEG, ktap(good[:2], plan=1)))
         self.assertTrue(any("KTAP result 2 is not" in r for r in judge(self.NEG, ktap(["not ok 1 shared 2M", "not ok 3 private 2M"]))))
 
+    def test_an_outcome_per_kind(self):
+        # /init's default runs every kind; each must show its own outcome, in the table's order.
+        m = M.BY_NAME["x86_64-6.12-all"]
+        good = ["ok 1 shared 2M", "ok 2 private 2M", "ok 3 dontneed 2M", "ok 4 resv-restore 2M", "not ok 5 subpool 2M"]
+        self.assertEqual(judge(m, ktap(good)), [])
+        self.assertTrue(judge(m, ktap(good[:4] + ["ok 5 subpool 2M"], code=0)), "a subpool that passed")
+        self.assertTrue(judge(m, ktap(good[:3] + ["not ok 4 resv-restore 2M", good[4]])), "a resv-restore that failed")
+        self.assertTrue(judge(m, ktap(good[:4], plan=5)), "a kind that never reported")
+
+
+class ThePerKindTable(unittest.TestCase):
+    def test_json_kinds_each_judged(self):
+        m = M.BY_NAME["x86_64-all"]
+        self.assertEqual(judge(m, console(doc_for(m))), [])
+        d = doc_for(m)
+        d["results"][3] = result("resv-restore", "2M")  # the 6.1 bug that passed
+        self.assertTrue(judge(m, console(d)))
+        d = doc_for(m)
+        d["results"][2] = result("dontneed", "2M", "fail")  # EITHER: a SIGBUS is allowed
+        self.assertEqual(judge(m, console(d)), [])
+
+    def test_a_per_kind_outcome_names_every_mode(self):
+        import dataclasses
+        m = M.BY_NAME["x86_64-all"]
+        bad = dataclasses.replace(m, must={"2M": {"shared": M.PASS}})
+        saved = M.MACHINES
+        try:
+            M.MACHINES = (bad,)
+            self.assertTrue(any("an outcome per mode" in p for p in M.problems()))
+        finally:
+            M.MACHINES = saved
+
 
 class Detect(unittest.TestCase):
     def lines(self, failed, forkspin_failed, races=200, broken=0):
