@@ -2,8 +2,9 @@
 //!
 //! Kernel command line, after `--`: `BLOCKS RACES SIZE KEEPGOING`. For each of BLOCKS
 //! blocks, for each mode (shared, then private): hugerace races RACES times
-//! (`/hugerace -f json -s SIZE -i RACES --keep-going --offset sweep MODE`, one JSON line; with KEEPGOING 0,
-//! for a hugerace without --keep-going, RACES runs of `-i 1` instead), then forkspin races
+//! (`/hugerace -f json -s SIZE -i RACES --keep-going MODE`, one JSON line, at the default
+//! level start that users get; KEEPGOING 2 adds `--offset sweep`; with KEEPGOING 0, for a
+//! hugerace without --keep-going, RACES runs of `-i 1` instead), then forkspin races
 //! RACES times (`/forkspin MODE RACES SIZE`, one `forkspin:` line). Interleaving the two in
 //! blocks gives both the same machine state over the boot. With a fifth argument `dontneed`,
 //! each block races `--race dontneed` RACES times and then `/madvrace LOOPS` (the sixth
@@ -122,7 +123,7 @@ extern "C" fn start(sp: *const usize) -> ! {
     let num = |i: usize, d: u64| args.get(i).and_then(parse::u64_dec).unwrap_or(d);
     let (blocks, races) = (num(1, 4), num(2, 50));
     let size = word(args.get(3).unwrap_or(b"2M"));
-    let keep_going = num(4, 1) != 0;
+    let how = num(4, 1);
     // The dontneed race: hugerace's, then the kernel selftest's free-running way (madvrace)
     // for LOOPS loops, in each block.
     let dontneed = args.get(5) == Some(b"dontneed");
@@ -139,7 +140,9 @@ extern "C" fn start(sp: *const usize) -> ! {
             continue;
         }
         for mode in [c"shared", c"private"] {
-            if keep_going {
+            if how == 1 {
+                run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", mode]);
+            } else if how == 2 {
                 run(&[c"/hugerace", c"-f", c"json", c"-s", size.cstr(), c"-i", n.cstr(), c"--keep-going", c"--offset", c"sweep", mode]);
             } else {
                 for _ in 0..races {
