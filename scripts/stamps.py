@@ -17,6 +17,11 @@ its instantiation (`insert` into the page cache, or `pteset`):
   before alloc   looked before the winner allocated: both allocate, one fails
   inside window  between the allocation and the instantiation: the loser's allocation fails
   after insert   found the page: no failure possible; the race was missed
+A `hit` is stamped after find_lock_page(), which waits for the winner's page lock (held while
+it clears the page: milliseconds under TCG), so a hit's lookup is placed at the latest of its
+pte check and the winner's insert: it found the page, so it looked after the insert, and no
+later than it began. `trap` (do_user_addr_fault's entry, where the kernel first sees the
+store) gives the trap gap: the loser's trap less the winner's.
 A race where one task alone faulted is `alone` (the other never faulted: it arrived after the
 page was mapped, or did not run). A race failed if a fault there returned VM_FAULT_SIGBUS
 (0x2): a failed allocation alone is not a failure, the kernel retries the fault when the pte
@@ -73,21 +78,27 @@ def judge(span, mode):
     failed = any(s[3] == "return" and int(s[5], 16) & VM_FAULT_SIGBUS for s in mine)
     allocs = [s for s in mine if s[3] == "alloc"]
     if not allocs:
-        return {"failed": failed, "losers": [], "alone": False, "window": None, "arrive": []}
+        return {"failed": failed, "losers": [], "alone": False, "window": None, "arrive": [], "trap": []}
     win = allocs[0]
     made = [s[0] for s in mine if s[1] == win[1] and s[3] == MADE.get(mode, "insert") and s[0] >= win[0]]
     end = made[0] if made else None
-    enter = {}
+    enter, trap, pte = {}, {}, {}
     looks = {}
     for s in mine:
-        if s[3] == "enter":
-            enter.setdefault(s[1], s[0])
+        if s[3] in ("enter", "trap"):
+            (enter if s[3] == "enter" else trap).setdefault(s[1], s[0])
+        if s[3] in ("ptenone", "ptehit"):
+            pte.setdefault(s[1], s[0])
         if s[3] in LOOK.get(mode, ()) and s[1] not in looks:
             looks[s[1]] = s[0]
-    losers, arrive = [], []
+            if s[3] == "hit" and s[1] in pte:
+                looks[s[1]] = max(pte[s[1]], end if end is not None else pte[s[1]])
+    losers, arrive, traps = [], [], []
     for pid, t in looks.items():
         if pid == win[1]:
             continue
+        if pid in trap and win[1] in trap:
+            traps.append(trap[pid] - trap[win[1]])
         if t < win[0]:
             where = "before"
         elif end is None or t < end:
@@ -98,7 +109,7 @@ def judge(span, mode):
         if pid in enter and win[1] in enter:
             arrive.append(enter[pid] - enter[win[1]])
     return {"failed": failed, "losers": losers, "alone": len(by_addr[addr]) < 2,
-            "window": (end - win[0]) if end is not None else None, "arrive": arrive}
+            "window": (end - win[0]) if end is not None else None, "arrive": arrive, "trap": traps}
 
 
 def pct(xs, p):
@@ -114,7 +125,7 @@ def us(v):
 
 def table(consoles):
     rows = defaultdict(lambda: {"races": 0, "failed": 0, "alone": 0, "where": defaultdict(int),
-                                "delta": [], "window": [], "arrive": []})
+                                "delta": [], "window": [], "arrive": [], "trap": []})
     for path in consoles:
         with open(path, errors="replace") as f:
             for prog, mode, stamps in sections(f):
@@ -132,16 +143,18 @@ def table(consoles):
                     if facts["window"] is not None:
                         r["window"].append(facts["window"])
                     r["arrive"] += facts["arrive"]
-    out = ["%-10s %-8s %7s %7s %7s %7s %7s %6s %26s %10s %10s" % (
+                    r["trap"] += facts["trap"]
+    out = ["%-10s %-8s %7s %7s %7s %7s %7s %6s %26s %10s %10s %15s" % (
         "program", "mode", "races", "failed", "before", "inside", "after", "alone",
-        "look-alloc p10/p50/p90 us", "window p50", "arrive p50")]
+        "look-alloc p10/p50/p90 us", "window p50", "arrive p50", "trap p50/p90")]
     for (prog, mode), r in sorted(rows.items()):
         n = sum(r["where"].values()) or 1
         share = lambda k: "%d%%" % round(100 * r["where"][k] / n)
-        out.append("%-10s %-8s %7d %7d %7s %7s %7s %6d %26s %10s %10s" % (
+        out.append("%-10s %-8s %7d %7d %7s %7s %7s %6d %26s %10s %10s %15s" % (
             prog, mode, r["races"], r["failed"], share("before"), share("inside"), share("after"),
             r["alone"], "/".join(us(pct(r["delta"], p)) for p in (10, 50, 90)),
-            us(pct(r["window"], 50)), us(pct(r["arrive"], 50))))
+            us(pct(r["window"], 50)), us(pct(r["arrive"], 50)),
+            "/".join(us(pct(r["trap"], p)) for p in (50, 90))))
     return out
 
 
@@ -201,6 +214,12 @@ stamps: end
     moved = judge([(0, 1, 0, "alloc", 1, "0"), (5, 1, 0, "insert", 1, "0"),
                    (9, 2, 1, "hit", 1, "0")], "shared")
     assert moved["losers"] == [("after", 9)], moved
+    # A hit that waited for the page lock is placed at its pte check or the insert, not at
+    # the stamp after the wait (which would put it milliseconds late); the trap gap is the
+    # loser's trap less the winner's.
+    waited = judge([(0, 1, 0, "trap", 1, "0"), (10, 1, 0, "alloc", 1, "0"), (20, 2, 1, "trap", 1, "0"),
+                    (30, 2, 1, "ptenone", 1, "0"), (50, 1, 0, "insert", 1, "0"), (9000, 2, 1, "hit", 1, "0")], "shared")
+    assert waited["losers"] == [("after", 40)] and waited["trap"] == [20], waited
     print("stamps.py: self-test passed")
 
 
