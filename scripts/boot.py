@@ -197,10 +197,10 @@ def main(argv):
     print(f"boot: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
     if detect:
         print()
-        print(f"Failed races / races, per machine, mode, size and program, summed over {det['boots']} boot(s) of each")
-        print(f"machine (2 racers, 2 vCPUs under TCG; in each boot {det['blocks']} blocks of {det['races']} races, hugerace then its")
-        print("peer in each block); the 95% Wilson interval of the rate; vs: hugerace against its peer, ahead or behind")
-        print("when the intervals do not overlap, ~ when they do; the rate in each boot:")
+        print(f"Failed races / races per machine, mode, size and program, over {det['boots']} boot(s) of each machine")
+        print(f"(2 racers, 2 vCPUs under TCG; a boot: {det['blocks']} block(s) of {det['races']} races, hugerace then its peer in")
+        print("each); the rate's 95% Wilson interval; vs: hugerace against forkspin, ahead or behind when the")
+        print("intervals do not overlap, ~ when they do; per boot: the rate in each boot.")
         print(judges.DETECT_HEADER)
         for row in table:
             print(row)

@@ -319,9 +319,10 @@ def detect_rows(m, boots):
     """The table's rows for one machine: boots is one counts (of detect_verdict) per boot.
     Per mode, size and program: failed races over all boots, the rate and its 95 % Wilson
     interval, failures per second of racing (dontneed, where both programs time their runs),
-    and each boot's rate. hugerace's row says where it stands against its peer: `ahead` or
+    and each boot's rate. hugerace's row says where it stands against forkspin: `ahead` or
     `behind` when the two intervals do not overlap, `~` when they do (not told apart from
-    noise at these counts)."""
+    noise at these counts). Not against madvrace: its loop (100 madvises against 100 writes)
+    is not a race, so the two rates are not of one thing; compare them per second."""
     if not boots:
         return []
     tools = detect_plan(m)[1]
@@ -334,7 +335,7 @@ def detect_rows(m, boots):
             summed[tool] = (sum(p[0] for p in per), sum(p[1] for p in per), sum(p[2] for p in per), per)
         (hn, hf, _, _), (pn, pf, _, _) = summed[tools[0]], summed[tools[1]]
         h, p = wilson(hf, hn), wilson(pf, pn)
-        vs = "ahead" if h[0] > p[1] else "behind" if h[1] < p[0] else "~"
+        vs = "" if tools[1] == "madvrace" else "ahead" if h[0] > p[1] else "behind" if h[1] < p[0] else "~"
         for tool in tools:
             n, failed, secs, per = summed[tool]
             lo, hi = wilson(failed, n)

@@ -277,6 +277,8 @@ class Detect(unittest.TestCase):
         self.assertIn("   3.500/s ", rows[("dontneed", "2M", "hugerace")])
         self.assertIn(" 22/6000 ", rows[("dontneed", "2M", "madvrace")])
         self.assertIn("   2.750/s ", rows[("dontneed", "2M", "madvrace")])
+        # A madvrace loop is not a race: no ahead or behind against it.
+        self.assertNotIn("ahead", rows[("dontneed", "2M", "hugerace")])
 
 
 def quadratic_bounds(k, n, z):
