@@ -22,7 +22,8 @@ help:
 	@echo '  initramfs      target/<triple>/initramfs.cpio.gz, hugerace as /init'
 	@echo '  kernels        fetch or build every boot kernel (scripts/kernels.sh)'
 	@echo '  boot-test      boot the machines below marked boot-test (scripts/boot.py)'
-	@echo '  detect         failure rates on the machines marked detect'
+	@echo '  detect         failure rates on the machines marked detect, with 95% intervals (DETECT_BOOTS'
+	@echo '                 boots each, default 3, of DETECT_BLOCKS blocks of DETECT_RACES races; DETECT_LOOPS)'
 	@echo '  bench, fuzz, stress, install, uninstall, clean'
 	@python3 scripts/machines.py help
 
@@ -117,13 +118,15 @@ test-steps: boot-test
 # `make detect`: boot the machines with a detect entry (the mutants, their unpatched twin,
 # Debian 12's 6.1 for the dontneed race) with examples/detect.rs as /init, /hugerace and
 # /forkspin (examples/forkspin.rs, libhugetlbfs's fork-and-spin race done plainly) beside it;
-# DETECT_BLOCKS blocks of DETECT_RACES races per mode, interleaved; prints failed races per
-# machine, mode and size for both (figures: asserted only that every race ran and that a
-# mutant fails, its twin never).
+# DETECT_BOOTS boots of each, each DETECT_BLOCKS blocks of DETECT_RACES races per mode,
+# interleaved; prints failed races per machine, mode, size and program summed over the boots,
+# with the rate's 95 % Wilson interval and each boot's rate (figures: asserted only that every
+# race ran and that a mutant fails, its twin never, in every boot).
 DETECT_TARGETS = $(shell python3 scripts/machines.py targets --detect)
 DETECT_BLOCKS ?= 4
 DETECT_RACES ?= 50
 DETECT_LOOPS ?= 750
+DETECT_BOOTS ?= 3
 
 detect-initramfs:
 	@for t in $(DETECT_TARGETS); do \
@@ -134,7 +137,7 @@ detect-initramfs:
 	done
 
 detect: detect-initramfs
-	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) scripts/boot.py --detect
+	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) DETECT_BOOTS=$(DETECT_BOOTS) scripts/boot.py --detect
 # ---- end boot ---------------------------------------------------------------------------------
 
 # ---- cross: every target we claim, built here, run under qemu-user (issue 4) ----------------

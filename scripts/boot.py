@@ -15,11 +15,14 @@ otherwise it is logged, one line, to the log `make test` counts at its end.
 
 --detect boots each machine with a `detect` entry in the table with target/<triple>/
 detect.cpio.gz instead (examples/detect.rs as /init, /hugerace, /forkspin and /madvrace beside
-it): DETECT_BLOCKS blocks (default 4) of DETECT_RACES races (default 50) per mode on the
-machine's detect size, hugerace then forkspin in each block (madvrace's DETECT_LOOPS loops for
-the dontneed race), and prints per machine, mode and size how many races failed for each.
+it), DETECT_BOOTS times (default 3) each: DETECT_BLOCKS blocks (default 4) of DETECT_RACES
+races (default 50) per mode on the machine's detect size, hugerace then forkspin in each block
+(madvrace's DETECT_LOOPS loops for the dontneed race). Each boot is judged on its own (one
+failing fails the machine); the table sums the boots: per machine, mode, size and program the
+failed races, the rate with its 95 % Wilson interval, and each boot's rate.
 
-Consoles land in target/boot/<machine>.console, QEMU's own messages in <machine>.qemu.
+Consoles land in target/boot/<machine>.console, QEMU's own messages in <machine>.qemu; with
+--detect in <machine>.detect.N.console and .detect.N.qemu, N the boot (1 to DETECT_BOOTS).
 BOOT_TIMEOUT (seconds, default 300; 1200 with --detect) bounds each boot.
 """
 
@@ -66,16 +69,21 @@ class Kernels:
         return self.found[name]
 
 
-def boot(m, kernel, initrd, args, console, timeout_s):
+def boot(m, kernel, initrd, args, console, qemu_log, timeout_s):
     """Boot one machine; returns QEMU's exit status, or judges.TIMEOUT."""
     cmd = m.qemu_cmd() + ["-accel", "tcg", "-smp", "2", "-nographic", "-no-reboot", "-monitor", "none",
                           "-serial", f"file:{console}", "-kernel", kernel, "-initrd", initrd, "-append", m.cmdline(args)]
-    with open(f"{OUT}/{m.name}.qemu", "w") as q:
+    with open(qemu_log, "w") as q:
         try:
             # On the time limit, run() kills QEMU (SIGKILL) and waits for it: nothing is left.
             return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=q, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
         except subprocess.TimeoutExpired:
             return judges.TIMEOUT
+
+
+def detect_consoles(name, boots):
+    """A detect machine's consoles, one a boot, kept side by side to be read again."""
+    return [f"{OUT}/{name}.detect.{i}.console" for i in range(1, boots + 1)]
 
 
 def read(path):
@@ -84,11 +92,17 @@ def read(path):
 
 
 def run_machine(m, kernels, detect, timeout_s, det):
-    """Boot and judge one machine; prints its report. Returns (result, seconds, table rows)."""
-    console = f"{OUT}/{m.name}.detect.console" if detect else f"{OUT}/{m.name}.console"
-    for stale in {console, f"{OUT}/{m.name}.console", f"{OUT}/{m.name}.qemu"}:
-        if os.path.exists(stale):
-            os.remove(stale)
+    """Boot and judge one machine (DETECT_BOOTS times with --detect: a failure in any boot
+    fails it); prints its report. Returns (result, seconds, table rows)."""
+    consoles = detect_consoles(m.name, det["boots"]) if detect else [f"{OUT}/{m.name}.console"]
+    # Every console of an earlier run goes (a run of fewer boots must not leave older ones to
+    # be read as its own), and the one-console name of before DETECT_BOOTS.
+    stale = {f"{OUT}/{m.name}.console", f"{OUT}/{m.name}.qemu", f"{OUT}/{m.name}.detect.console"}
+    if os.path.isdir(OUT):
+        stale |= {f"{OUT}/{f}" for f in os.listdir(OUT) if f.startswith(f"{m.name}.detect.")}
+    for path in stale:
+        if os.path.exists(path):
+            os.remove(path)
     initrd = f"target/{m.target}/{'detect' if detect else 'initramfs'}.cpio.gz"
     args = None
     if detect:
@@ -106,12 +120,19 @@ def run_machine(m, kernels, detect, timeout_s, det):
             result, why = "FAIL", [f"{initrd} is missing (make initramfs TARGET={m.target})"]
         else:
             t0 = time.monotonic()
-            status = boot(m, kernel, initrd, args, console, timeout_s)
-            text = read(console) if os.path.exists(console) else ""
+            counts = []
+            for i, console in enumerate(consoles, 1):
+                qemu_log = console[:-len(".console")] + ".qemu"
+                status = boot(m, kernel, initrd, args, console, qemu_log, timeout_s)
+                text = read(console) if os.path.exists(console) else ""
+                if detect:
+                    more, c = judges.detect_verdict(m, text, status, timeout_s, det["blocks"] * det["races"], det["blocks"] * det["loops"])
+                    why += [f"boot {i} of {len(consoles)}: {w}" for w in more] if len(consoles) > 1 else more
+                    counts.append(c)
+                else:
+                    why = judges.verdict(m, text, status, timeout_s)
             if detect:
-                why, rows = judges.detect_verdict(m, text, status, timeout_s, det["blocks"] * det["races"], det["blocks"] * det["loops"])
-            else:
-                why = judges.verdict(m, text, status, timeout_s)
+                rows = judges.detect_rows(m, counts)
             result = "FAIL" if why else "PASS"
     if result == "SKIP":
         if under_ci():
@@ -120,13 +141,13 @@ def run_machine(m, kernels, detect, timeout_s, det):
             with open(os.environ.get("HUGERACE_SKIP_LOG", "target/skips.log"), "a") as log:
                 log.write(f"SKIP: boot::{m.name}: {why[0]}\n")
     dt = time.monotonic() - t0
-    print(f"== boot {m.name} ({m.target}, kernel {m.kernel}): {result} in {dt:.1f}s")
+    print(f"== boot {m.name} ({m.target}, kernel {m.kernel}): {result} in {dt:.1f}s" + (f", {len(consoles)} boots" if detect else ""))
     if kernel and os.path.exists(kernel):
         print(f"   kernel: {kernel}")
     for w in why:
         for line in w.split("\n"):
             print(f"   reason: {line}")
-    if os.path.exists(console):
+    for console in [c for c in consoles if os.path.exists(c)]:
         if detect:
             print(f"   console: {console}")
         else:
@@ -149,7 +170,9 @@ def main(argv):
     if not names:
         names = [m.name for m in M.MACHINES if (m.detect if detect else m.boot_test)]
     timeout_s = int(os.environ.get("BOOT_TIMEOUT") or (1200 if detect else 300))
-    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750))}
+    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750), ("boots", 3))}
+    if detect and det["boots"] < 1:
+        sys.exit("DETECT_BOOTS must be at least 1")
     # A cold run builds kernels first: say which, and about how long, before anything else.
     plan = subprocess.run(["scripts/kernels.sh", "--plan"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in plan.stdout.splitlines():
@@ -174,18 +197,20 @@ def main(argv):
     print(f"boot: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
     if detect:
         print()
-        print("Failed races / races, per machine, mode and size (2 racers, 2 vCPUs under TCG;")
-        print(f"{det['blocks']} blocks of {det['races']} races, hugerace then forkspin in each block, one boot per machine):")
-        print("%-18s %-8s %-5s %-18s %-18s" % ("machine", "mode", "size", "hugerace", "forkspin"))
+        print(f"Failed races / races per machine, mode, size and program, over {det['boots']} boot(s) of each machine")
+        print(f"(2 racers, 2 vCPUs under TCG; a boot: {det['blocks']} block(s) of {det['races']} races, hugerace then its peer in")
+        print("each); the rate's 95% Wilson interval; vs: hugerace against forkspin, ahead or behind when the")
+        print("intervals do not overlap, ~ when they do; per boot: the rate in each boot.")
+        print(judges.DETECT_HEADER)
         for row in table:
             print(row)
-        # A stamps kernel's consoles: where each race's loser looked (scripts/stamps.py).
-        stamped = [f"{OUT}/{n}.detect.console" for n in names
-                   if os.path.exists(f"{OUT}/{n}.detect.console")
-                   and b"stamps: begin" in open(f"{OUT}/{n}.detect.console", "rb").read()]
+        # A stamps kernel's consoles: where each race's loser looked (scripts/stamps.py), over
+        # all its boots together.
+        stamped = [c for n in names for c in detect_consoles(n, det["boots"])
+                   if os.path.exists(c) and b"stamps: begin" in open(c, "rb").read()]
         if stamped:
             print()
-            print("Where the loser looked, from the stamps kernel (scripts/stamps.py):")
+            print(f"Where the loser looked, from the stamps kernel over its {det['boots']} boot(s) (scripts/stamps.py):")
             subprocess.run([sys.executable, "scripts/stamps.py", *stamped])
     return 1 if counts["FAIL"] else 0
 

@@ -12,6 +12,7 @@ kernel's `reboot: Power down`, no panic, and QEMU ending by itself.
 """
 
 import json
+import math
 import re
 
 import machines as M
@@ -258,8 +259,10 @@ def detect_tally(said):
 
 
 def detect_verdict(m, console, status, timeout_s, races, loops):
-    """A `make detect` boot: (reasons, table rows). races: hugerace's and forkspin's races per
-    mode and size in all blocks; loops: madvrace's loops."""
+    """A `make detect` boot: (reasons, counts). races: hugerace's and forkspin's races per mode
+    and size in all blocks; loops: madvrace's loops. counts: {(mode, size): {tool: (races,
+    failed, seconds)}} for each of the machine's modes and both its programs (zeros for one
+    that never reported), what detect_rows sums over the boots."""
     why = ending_reasons(console, status, timeout_s)
     said = user_lines(console)
     if "detect: done" not in said:
@@ -267,13 +270,11 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
     why += ["detect: " + l for l in said if re.match(r"^detect: (exec|fork|wait4|mount|panic)|.*killed by signal", l)]
     tally, more = detect_tally(said)
     why += more
-    dontneed = m.detect.kind == "dontneed"
     mutant = bool(m.outcomes() & {M.SIGBUS, M.EITHER})
-    modes, tools = (M.DONTNEED, ("hugerace", "madvrace")) if dontneed else (M.ALLOC, ("hugerace", "forkspin"))
-    rows = []
+    modes, tools = detect_plan(m)
+    counts = {}
     for mode in modes:
         for size in [s for (md, s) in tally if md == mode] or [m.detect.size]:
-            cell = []
             for tool in tools:
                 n, failed, broken, secs = tally.get((mode, size), {}).get(tool, [0, 0, 0, 0.0])
                 wanted = loops if tool == "madvrace" else races
@@ -285,13 +286,62 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
                     why.append(f"hugerace {mode} {size}: no failed race on a mutant")
                 if not mutant and failed:
                     why.append(f"{tool} {mode} {size}: {failed} failed races on an unpatched kernel")
-                pct = 100.0 * failed / n if n else 0.0
-                if dontneed:
-                    # Failures per race (a madvrace loop is 100 madvises against 100 writes)
-                    # and per second of racing: what a tester pays to see the bug.
-                    cell.append("%4d/%-5d %5.1f%% %7.3f/s" % (failed, n, pct, failed / secs if secs else 0.0))
-                else:
-                    cell.append("%4d/%-4d %5.1f%%" % (failed, n, pct))
-            rows.append("%-18s %-8s %-5s %-18s %-18s" % (m.name, mode, size, cell[0], cell[1])
-                        + ("   (hugerace | madvrace: failed/races, per second)" if dontneed else ""))
-    return why, rows
+                counts.setdefault((mode, size), {})[tool] = (n, failed, secs)
+    return why, counts
+
+
+def detect_plan(m):
+    """The modes a detect machine races and its two programs: hugerace first, then its peer."""
+    if m.detect.kind == "dontneed":
+        return M.DONTNEED, ("hugerace", "madvrace")
+    return M.ALLOC, ("hugerace", "forkspin")
+
+
+def wilson(failed, n, z=1.96):
+    """The Wilson score interval (lo, hi), as fractions, of a rate of failed in n: the rates
+    p for which failed/n lies within z standard errors of p (z = 1.96: 95 %). Unlike the
+    normal approximation's failed/n ± z·sqrt(p(1-p)/n) it is neither empty at 0 or n
+    failures nor outside [0, 1], and it holds for the few hundred races of a detect run.
+    Nothing ran: (0, 1), knowing nothing."""
+    if n <= 0:
+        return 0.0, 1.0
+    p, z2 = failed / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+DETECT_HEADER = "%-18s %-8s %-5s %-8s %12s %6s %15s %9s %-6s %s" % (
+    "machine", "mode", "size", "program", "failed/races", "rate", "95% Wilson", "failed/s", "vs", "per boot %")
+
+
+def detect_rows(m, boots):
+    """The table's rows for one machine: boots is one counts (of detect_verdict) per boot.
+    Per mode, size and program: failed races over all boots, the rate and its 95 % Wilson
+    interval, failures per second of racing (dontneed, where both programs time their runs),
+    and each boot's rate. hugerace's row says where it stands against forkspin: `ahead` or
+    `behind` when the two intervals do not overlap, `~` when they do (not told apart from
+    noise at these counts). Not against madvrace: its loop (100 madvises against 100 writes)
+    is not a race, so the two rates are not of one thing; compare them per second."""
+    if not boots:
+        return []
+    tools = detect_plan(m)[1]
+    keys = [k for k in boots[0]] + [k for b in boots[1:] for k in b if k not in boots[0]]
+    rows = []
+    for key in keys:
+        summed = {}
+        for tool in tools:
+            per = [b.get(key, {}).get(tool, (0, 0, 0.0)) for b in boots]
+            summed[tool] = (sum(p[0] for p in per), sum(p[1] for p in per), sum(p[2] for p in per), per)
+        (hn, hf, _, _), (pn, pf, _, _) = summed[tools[0]], summed[tools[1]]
+        h, p = wilson(hf, hn), wilson(pf, pn)
+        vs = "" if tools[1] == "madvrace" else "ahead" if h[0] > p[1] else "behind" if h[1] < p[0] else "~"
+        for tool in tools:
+            n, failed, secs, per = summed[tool]
+            lo, hi = wilson(failed, n)
+            persec = "%8.3f/s" % (failed / secs) if secs and key[0] == "dontneed" else ""
+            boot_rates = " ".join("%.1f" % (100.0 * f / r) if r else "-" for r, f, _ in per)
+            rows.append("%-18s %-8s %-5s %-8s %12s %5.1f%% %15s %9s %-6s %s" % (
+                m.name, key[0], key[1], tool, f"{failed}/{n}", 100.0 * failed / n if n else 0.0,
+                "[%5.1f, %5.1f]" % (100 * lo, 100 * hi), persec, vs if tool == "hugerace" else "", boot_rates))
+    return rows

@@ -212,17 +212,19 @@ class ThePerKindTable(unittest.TestCase):
 
 
 class Detect(unittest.TestCase):
-    def lines(self, failed, forkspin_failed, races=200, broken=0):
-        d = {"tool": "hugerace", "results": [result(mode, "2M", "fail" if failed else "pass", iterations=races, failed=failed, broken=broken)
+    def lines(self, failed, forkspin_failed, races=200, broken=0, private=None):
+        """A detect boot's console; private: hugerace's failures in private mode if not failed."""
+        fails = {"shared": failed, "private": failed if private is None else private}
+        d = {"tool": "hugerace", "results": [result(mode, "2M", "fail" if fails[mode] else "pass", iterations=races, failed=fails[mode], broken=broken)
                                              for mode in ("shared", "private")]}
         out = [json.dumps(d)] + [f"forkspin: mode={m} size=2M races={races} failed={forkspin_failed} broken=0" for m in ("shared", "private")]
         return "\r\n".join(out + ["detect: done"]) + "\r\n" + POWER
 
     def test_a_mutant_must_fail_and_its_twin_never(self):
         mutant, twin = M.BY_NAME["x86_64-mutant"], M.BY_NAME["x86_64-built"]
-        why, rows = J.detect_verdict(mutant, self.lines(150, 190), 0, 1200, 200, 3000)
+        why, counts = J.detect_verdict(mutant, self.lines(150, 190), 0, 1200, 200, 3000)
         self.assertEqual(why, [])
-        self.assertEqual(rows[0], "x86_64-mutant      shared   2M     150/200   75.0%    190/200   95.0%  ")
+        self.assertEqual(counts[("shared", "2M")], {"hugerace": (200, 150, 0.0), "forkspin": (200, 190, 0.0)})
         why, _ = J.detect_verdict(mutant, self.lines(0, 190), 0, 1200, 200, 3000)
         self.assertIn("hugerace shared 2M: no failed race on a mutant", why)
         why, _ = J.detect_verdict(twin, self.lines(0, 1), 0, 1200, 200, 3000)
@@ -233,6 +235,106 @@ class Detect(unittest.TestCase):
         why, _ = J.detect_verdict(twin, self.lines(0, 0).replace("detect: done", "detect: wait4: ECHILD"), J.TIMEOUT, 1200, 200, 3000)
         self.assertIn("no 'detect: done': the schedule did not finish", why)
         self.assertIn("QEMU did not end within 1200s (killed)", why)
+
+    def rows(self, m, consoles, races=200):
+        boots = [J.detect_verdict(m, c, 0, 1200, races, 3000)[1] for c in consoles]
+        return {tuple(r.split()[1:4]): r for r in J.detect_rows(m, boots)}
+
+    def test_the_boots_are_summed_with_an_interval(self):
+        m = M.BY_NAME["x86_64-narrow"]
+        # Three boots: hugerace 150, 170, 190 of 200 in shared (510/600); forkspin 175 each
+        # (525/600): 85 % against 87.5 %, the intervals overlap.
+        rows = self.rows(m, [self.lines(f, 175, private=10) for f in (150, 170, 190)])
+        lo, hi = J.wilson(510, 600)
+        self.assertEqual(rows[("shared", "2M", "hugerace")],
+                         "x86_64-narrow      shared   2M    hugerace      510/600  85.0%%  [%5.1f, %5.1f]           ~      75.0 85.0 95.0"
+                         % (100 * lo, 100 * hi))
+        self.assertIn(" 525/600  87.5% ", rows[("shared", "2M", "forkspin")])
+        self.assertTrue(rows[("shared", "2M", "forkspin")].endswith(" 87.5 87.5 87.5"))
+        # Private: 30/600 against 525/600, intervals far apart: behind.
+        self.assertIn(" behind ", rows[("private", "2M", "hugerace")])
+        rows = self.rows(m, [self.lines(190, 10) for _ in range(3)])
+        self.assertIn(" ahead ", rows[("shared", "2M", "hugerace")])
+        self.assertEqual(len(rows), 4)
+
+    def test_the_sum_is_over_every_boot(self):
+        # Negative control: a table made of the first or last boot alone would not show 510/600.
+        m = M.BY_NAME["x86_64-narrow"]
+        one = self.rows(m, [self.lines(150, 190)])[("shared", "2M", "hugerace")]
+        self.assertIn(" 150/200  75.0% ", one)
+        self.assertTrue(one.endswith(" 75.0"))
+        # A boot whose hugerace never reported still counts (as 0 of 0: `-` in its column).
+        rows = self.rows(m, [self.lines(150, 190), self.lines(150, 190).replace('{"tool"', '{"x"')])
+        self.assertIn(" 150/200 ", rows[("shared", "2M", "hugerace")])
+        self.assertTrue(rows[("shared", "2M", "hugerace")].endswith(" 75.0 -"))
+
+    def test_dontneed_counts_per_second(self):
+        m = M.BY_NAME["x86_64-dontneed"]
+        d = {"tool": "hugerace", "results": [result("dontneed", "2M", "fail", iterations=200, failed=7, elapsed_s=2.0)]}
+        text = json.dumps(d) + "\r\nmadvrace: size=2M loops=3000 failed=11 broken=0 elapsed_ms=4000\r\ndetect: done\r\n" + POWER
+        rows = self.rows(m, [text, text])
+        self.assertIn(" 14/400 ", rows[("dontneed", "2M", "hugerace")])
+        self.assertIn("   3.500/s ", rows[("dontneed", "2M", "hugerace")])
+        self.assertIn(" 22/6000 ", rows[("dontneed", "2M", "madvrace")])
+        self.assertIn("   2.750/s ", rows[("dontneed", "2M", "madvrace")])
+        # A madvrace loop is not a race: no ahead or behind against it.
+        self.assertNotIn("ahead", rows[("dontneed", "2M", "hugerace")])
+
+
+def quadratic_bounds(k, n, z):
+    """The Wilson bounds solved afresh: the p where (k/n - p)^2 = z^2 p (1 - p) / n, the roots
+    of (n + z^2) p^2 - (2k + z^2) p + k^2/n = 0."""
+    a, b, c = n + z * z, -(2 * k + z * z), k * k / n
+    d = (b * b - 4 * a * c) ** 0.5
+    return (-b - d) / (2 * a), (-b + d) / (2 * a)
+
+
+# (failed, n): the 95 % bounds, from the quadratic above and, rounded, as tables print them.
+KNOWN = {(0, 10): (0.0, 0.2775), (10, 10): (0.7225, 1.0), (5, 10): (0.2366, 0.7634), (90, 100): (0.8256, 0.9448)}
+
+
+def matches_known(wilson):
+    for (k, n), (lo, hi) in KNOWN.items():
+        got = wilson(k, n)
+        want = quadratic_bounds(k, n, 1.96)
+        if any(abs(g - w) > 1e-9 for g, w in zip(got, want)) or any(abs(g - w) > 5e-5 for g, w in zip(got, (lo, hi))):
+            return False
+    return True
+
+
+class Wilson(unittest.TestCase):
+    def test_known_values(self):
+        self.assertTrue(matches_known(J.wilson))
+        self.assertEqual(J.wilson(0, 0), (0.0, 1.0))
+        for k, n in ((1, 3), (199, 200), (37, 400)):
+            lo, hi = J.wilson(k, n)
+            self.assertTrue(0 <= lo < k / n < hi <= 1, (k, n, lo, hi))
+
+    def test_a_wrong_z_or_formula_fails(self):
+        import math
+        self.assertFalse(matches_known(lambda k, n: J.wilson(k, n, z=1.645)), "90 % taken for 95 %")
+        self.assertFalse(matches_known(lambda k, n: J.wilson(k, n, z=2.0)), "z rounded to 2")
+
+        def wald(k, n, z=1.96):
+            p = k / n
+            h = z * math.sqrt(p * (1 - p) / n)
+            return max(0.0, p - h), min(1.0, p + h)
+        self.assertFalse(matches_known(wald), "the normal approximation")
+
+        def uncentred(k, n, z=1.96):
+            # Wilson's half-width around k/n instead of its shifted centre.
+            p, z2 = k / n, z * z
+            h = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+            return max(0.0, p - h), min(1.0, p + h)
+        self.assertFalse(matches_known(uncentred), "the centre not shifted")
+
+        def swapped(k, n, z=1.96):
+            # The two terms under the root swapped in their denominators.
+            p, z2 = k / n, z * z
+            c = (p + z2 / (2 * n)) / (1 + z2 / n)
+            h = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / (4 * n * n) + z2 / n)
+            return max(0.0, c - h), min(1.0, c + h)
+        self.assertFalse(matches_known(swapped), "a swapped formula")
 
 
 class TheTable(unittest.TestCase):
