@@ -127,6 +127,7 @@ DETECT_BLOCKS ?= 4
 DETECT_RACES ?= 50
 DETECT_LOOPS ?= 750
 DETECT_BOOTS ?= 3
+DETECT_HOW ?= 1
 
 detect-initramfs:
 	@for t in $(DETECT_TARGETS); do \
@@ -137,7 +138,7 @@ detect-initramfs:
 	done
 
 detect: detect-initramfs
-	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) DETECT_BOOTS=$(DETECT_BOOTS) scripts/boot.py --detect
+	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) DETECT_BOOTS=$(DETECT_BOOTS) DETECT_HOW=$(DETECT_HOW) scripts/boot.py --detect
 # ---- end boot ---------------------------------------------------------------------------------
 
 # ---- cross: every target we claim, built here, run under qemu-user (issue 4) ----------------

@@ -15,7 +15,8 @@ otherwise it is logged, one line, to the log `make test` counts at its end.
 
 --detect boots each machine with a `detect` entry in the table with target/<triple>/
 detect.cpio.gz instead (examples/detect.rs as /init, /hugerace, /forkspin and /madvrace beside
-it), DETECT_BOOTS times (default 3) each: DETECT_BLOCKS blocks (default 4) of DETECT_RACES
+it), DETECT_BOOTS times (default 3) each (DETECT_HOW: 1, the default, races hugerace with
+--keep-going at its default start; 2 with --offset sweep; 0 as RACES runs of -i 1): DETECT_BLOCKS blocks (default 4) of DETECT_RACES
 races (default 50) per mode on the machine's detect size, hugerace then forkspin in each block
 (madvrace's DETECT_LOOPS loops for the dontneed race). Each boot is judged on its own (one
 failing fails the machine); the table sums the boots: per machine, mode, size and program the
@@ -106,7 +107,7 @@ def run_machine(m, kernels, detect, timeout_s, det):
     initrd = f"target/{m.target}/{'detect' if detect else 'initramfs'}.cpio.gz"
     args = None
     if detect:
-        args = f"{det['blocks']} {det['races']} {m.detect.size} 1" + (f" dontneed {det['loops']}" if m.detect.kind == "dontneed" else "")
+        args = f"{det['blocks']} {det['races']} {m.detect.size} {det['how']}" + (f" dontneed {det['loops']}" if m.detect.kind == "dontneed" else "")
     t0 = time.monotonic()
     kernel, rows, why = None, [], []
     if not shutil.which(m.qemu[0]):
@@ -170,7 +171,7 @@ def main(argv):
     if not names:
         names = [m.name for m in M.MACHINES if (m.detect if detect else m.boot_test)]
     timeout_s = int(os.environ.get("BOOT_TIMEOUT") or (1200 if detect else 300))
-    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750), ("boots", 3))}
+    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750), ("boots", 3), ("how", 1))}
     if detect and det["boots"] < 1:
         sys.exit("DETECT_BOOTS must be at least 1")
     # A cold run builds kernels first: say which, and about how long, before anything else.

@@ -31,7 +31,7 @@ pub mod sweep;
 mod verdict;
 mod watch;
 
-pub use control::Judge;
+pub use control::{Judge, WARMUP};
 pub use crew::{Crew, Renew, Tally};
 pub use racing::{Judged, Racing, State};
 pub use watch::{death_line, interrupted, Death, Fault, Outcome, Race};

@@ -86,7 +86,7 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             }
             let _ = sys::futex_wait(&ctl.generation, g, 0);
         }
-        let armed = racing.arm(i);
+        let armed = racing.arm(i, g > WARMUP);
         // Ready... set...
         me.ready.store(g, Release);
         match start_line(crew, g) {

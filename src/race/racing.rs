@@ -39,8 +39,9 @@ pub trait Racing: Sync {
     /// Aim the crew's first race, `t0` the clocks (ns, ticks) when the crew started (a
     /// restart after a failed race keeps the aim the failure chose).
     fn first_aim(&self, t0: (u64, u64));
-    /// Racer i, before it sets its trigger: a word its step gets back.
-    fn arm(&self, i: usize) -> u64;
+    /// Racer i, before it sets its trigger: a word its step gets back. `real` is false in a
+    /// warm-up lap.
+    fn arm(&self, i: usize, real: bool) -> u64;
     /// Whether the race under way starts level: then the last racer to reach the start line
     /// waits the tuned delay, so that its partners, who see its trigger one transfer later,
     /// start with it.

@@ -15,10 +15,10 @@ use crate::job::{Frame, Job};
 use crate::out::{Doc, Line};
 use crate::race::session::{self, Plan};
 use crate::race::sweep::{Sweep, ENTRIES};
-use crate::race::{Crew, Fault, Judged, Racing, State};
+use crate::race::{Crew, Fault, Judged, Racing, State, WARMUP};
 use crate::report::{json, Figures, Record, Reporter, Telling};
 use crate::step::{Step, Stop, Verdict};
-use crate::sys::{self, Mapping, Shared};
+use crate::sys::{self, k, Mapping, Shared};
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -38,12 +38,33 @@ pub(super) const TELL: Telling = Telling { info, json };
 /// of a few µs on hardware is ten to fifty times as long under emulation.
 const OFFSETS_NS: [u64; ENTRIES] = [0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102400];
 
+/// Racers whose warm-up laps probe how the machine lets faults into the kernel, each with a
+/// page of its own, 2M apart so that no two share a page table (or its lock).
+const PROBES: usize = 16;
+const PROBE_STRIDE: usize = 2 << 20;
+/// The entry gap is the quickest probe fault divided by this (x86_64-narrow, 3 boots of
+/// 200 races per mode: shared 95.2% at 2, 94.3% at 3, 92.2% at 4, 88.0% at 8).
+const GAP_DIV: u64 = 2;
+/// The entry gap is never more than this many ticks (tens of µs at any counter rate).
+const GAP_MAX: u64 = 1 << 17;
+
 /// What the racers share beyond the engine's control page.
 #[derive(Default)]
 struct Aims {
     sweep: Sweep,
     /// Counter ticks racers 2.. wait after the start line in the race under way.
     aim: AtomicU64,
+    /// The entry gap: ticks racer i waits i times on top of the aim, half the quickest
+    /// fault the warm-up laps' probes took. Level stores do not make level faults
+    /// everywhere: QEMU's TCG delivers every guest exception under its one big lock, so two
+    /// stores that fault within a microsecond queue there and the second enters the kernel
+    /// 10-40 µs late (boot/hugetlb-narrow-stamps.patch: racers level within 0.2 µs at the
+    /// store trapped 17 µs apart at p50), far outside the window. Half a fault (about 7 µs
+    /// under TCG) lets the first delivery out before the next comes and stays well inside
+    /// the window; where faults enter in parallel (hardware, KVM) it is under a microsecond.
+    gap: AtomicU64,
+    /// The quickest probe fault of this start's warm-up laps, in ticks.
+    quickest: AtomicU64,
     /// ns to counter ticks: ticks = ns * tick_num / tick_den, measured at the first start.
     tick_num: AtomicU64,
     tick_den: AtomicU64,
@@ -54,6 +75,9 @@ struct Alloc {
     /// --offset: Some(ns) in every race (0: level), None: swept over OFFSETS_NS.
     offset_ns: Option<u64>,
     aims: Shared<Aims, ()>,
+    /// The racers' probe pages (private: each racer process has its own copy; threads
+    /// each use their own page).
+    probe: Mapping,
 }
 
 pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut Frame) -> Step<Verdict> {
@@ -62,7 +86,10 @@ pub(super) fn run(job: &Job, rep: &mut Reporter, rec: &mut Record, frame: &mut F
     let page = map_contested(&filled.file, filled.take, shared, cfg.noreserve, &mut rec.msg)?;
     let renew = || filled.file.renew(&page, shared, cfg.noreserve);
     let aims = Shared::new(1).map_err(|e| Stop::sys(&mut rec.msg, "mmap the aims' page", e))?;
-    let me = Alloc { shared, offset_ns: cfg.offset_ns, aims };
+    let probe = Mapping::anon(PROBES * PROBE_STRIDE, false).map_err(|e| Stop::sys(&mut rec.msg, "mmap the probe pages", e))?;
+    // A transparent hugepage would make a probe fault a 2M clear.
+    let _ = probe.madvise(0, probe.len(), k::MADV_NOHUGEPAGE);
+    let me = Alloc { shared, offset_ns: cfg.offset_ns, aims, probe };
     // Every race starts from the original test's state: the free pages as filled, and the
     // contested page reserved by its mapping (unless --noreserve).
     let c = filled.counts;
@@ -133,7 +160,11 @@ impl Racing for Alloc {
         a.aim.store(self.ticks(self.offset_ns.unwrap_or(0)), Relaxed);
     }
 
-    fn arm(&self, _: usize) -> u64 {
+    /// A warm-up lap's probe page is dropped first, so that its store faults.
+    fn arm(&self, i: usize, real: bool) -> u64 {
+        if !real && i < PROBES {
+            let _ = self.probe.madvise(i * PROBE_STRIDE, 4096, k::MADV_DONTNEED);
+        }
         0
     }
 
@@ -141,17 +172,22 @@ impl Racing for Alloc {
         self.aims().aim.load(Relaxed) == 0
     }
 
-    /// The contested write, stamped on both sides (a warm-up lap only stamps); racers 2..
-    /// start the race's offset behind racer 1.
+    /// The contested write, stamped on both sides; racers 2.. start the race's offset and i
+    /// entry gaps behind racer 1. A warm-up lap's step is a level store to the racer's own
+    /// probe page instead: a fault that measures the machine's entry.
     #[inline(always)]
     fn step(&self, crew: &Crew, i: usize, real: bool, _: u64) -> (u64, u64) {
-        if i > 0 {
-            let (aim, t) = (self.aims().aim.load(Relaxed), sys::cycles());
-            while sys::cycles().wrapping_sub(t) < aim {}
+        if i > 0 && real {
+            let a = self.aims();
+            let wait = a.aim.load(Relaxed) + a.gap.load(Relaxed) * i as u64;
+            let t = sys::cycles();
+            while sys::cycles().wrapping_sub(t) < wait {}
         }
         let t0 = sys::cycles();
         if real {
             crew.page.store_u32(0, i as u32 + 1);
+        } else if i < PROBES {
+            self.probe.store_u32(i * PROBE_STRIDE, 1);
         }
         (t0, sys::cycles())
     }
@@ -161,10 +197,16 @@ impl Racing for Alloc {
     fn judge(&self, crew: &Crew, g: u32) -> Judged {
         let j = crew.judge_stamps();
         let level = self.level();
-        // The start skew is the rendezvous's: measured on races that start level.
+        // The start skew is the rendezvous's: measured on races that start level, less the
+        // entry gaps (which the laps' level probes tuned the delay without).
         if level {
-            crew.add_skew(j.skew());
-            crew.tune_delay(g);
+            let gap = self.aims().gap.load(Relaxed);
+            if gap == 0 {
+                crew.add_skew(j.skew());
+                crew.tune_delay(g);
+            } else {
+                crew.add_skew(level_skew(crew, gap));
+            }
         }
         crew.add_fault(j.fault);
         let ok = j.overlapped();
@@ -172,8 +214,22 @@ impl Racing for Alloc {
         if ok { Judged::Overlapped } else { Judged::Missed { pause: level } }
     }
 
+    /// Tune the rendezvous and book the lap's probe faults; after the last lap, set the
+    /// entry gap.
     fn lap(&self, crew: &Crew, g: u32) {
         crew.tune_delay(g);
+        let a = self.aims();
+        if g == 1 {
+            a.quickest.store(u64::MAX, Relaxed);
+        }
+        for i in 0..crew.racers().min(PROBES) {
+            let (t0, t1) = crew.stamps(i);
+            a.quickest.fetch_min(t1.wrapping_sub(t0), Relaxed);
+        }
+        if g == WARMUP {
+            let q = a.quickest.load(Relaxed);
+            a.gap.store(if q == u64::MAX { 0 } else { (q / GAP_DIV).min(GAP_MAX) }, Relaxed);
+        }
     }
 
     fn failed(&self) {
@@ -197,13 +253,25 @@ impl Racing for Alloc {
         l.f(if self.shared { "{} processes on CPUs " } else { "{} threads of a child process on CPUs " }, &[n as u64]);
     }
 
-    fn figures(&self, f: &mut Figures, _: (u64, u64)) {
+    /// Beside the sweep, own[0]: the last start's entry gap in ns.
+    fn figures(&self, f: &mut Figures, (num, den): (u64, u64)) {
+        f.own[0] = crate::stats::scale(self.aims().gap.load(Relaxed), num, den);
         for (i, e) in f.sweep.iter_mut().enumerate() {
             let (races, failed) = self.aims().sweep.tally(i);
             *e = (OFFSETS_NS[i], races, failed);
         }
         f.swept = self.offset_ns.is_none();
     }
+}
+
+/// A level race's start skew, racer i's start less its i entry gaps.
+fn level_skew(crew: &Crew, gap: u64) -> u64 {
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for i in 0..crew.racers() {
+        let t = crew.stamps(i).0.wrapping_sub(gap.wrapping_mul(i as u64));
+        (lo, hi) = (lo.min(t), hi.max(t));
+    }
+    hi.wrapping_sub(lo)
 }
 
 fn info(rep: &mut Reporter, what: &Line, r: &Record) {
@@ -218,10 +286,14 @@ fn info(rep: &mut Reporter, what: &Line, r: &Record) {
         });
     }
     rep.racing_figures(what, f);
+    rep.info(&|l| {
+        l.b(what.as_bytes()).f(": racers 2.. started {}ns apart at the level start (the entry gap: a quarter of the quickest fault the warm-up laps took)", &[f.own[0]]);
+    });
 }
 
 fn json(doc: &mut Doc, l: &mut Line, r: &Record) {
     json::racing_fields(doc, l, r);
+    l.f(",\"entry_gap_ns\":{}", &[r.figs.own[0]]);
     if r.figs.swept {
         json::sweep_fields(doc, l, &r.figs, "\"offsets\":{\"ns\"");
     }
@@ -237,7 +309,7 @@ mod tests {
 
     #[test]
     fn who_took_the_page() {
-        let me = Alloc { shared: true, offset_ns: Some(0), aims: Shared::new(1).unwrap() };
+        let me = Alloc { shared: true, offset_ns: Some(0), aims: Shared::new(1).unwrap(), probe: Mapping::anon(4096, false).unwrap() };
         // 4 pages in use after the fill, 1 left free.
         let s = State { free: 1, resv: 1, in_use: 4 };
         assert_eq!(me.taken_elsewhere(&s, &fault(1, 5, 0, 0)), None, "the winner holds the last page");

@@ -101,7 +101,7 @@ impl Racing for Dontneed {
     /// The first race is aimed at the madvise's start: its duration is not known yet.
     fn first_aim(&self, _: (u64, u64)) {}
 
-    fn arm(&self, _: usize) -> u64 {
+    fn arm(&self, _: usize, _: bool) -> u64 {
         sys::minor_faults()
     }
 
