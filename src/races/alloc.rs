@@ -59,7 +59,7 @@ struct Aims {
     /// everywhere: QEMU's TCG delivers every guest exception under its one big lock, so two
     /// stores that fault within a microsecond queue there and the second enters the kernel
     /// 10-40 µs late (boot/hugetlb-narrow-stamps.patch: racers level within 0.2 µs at the
-    /// store trapped 17 µs apart at p50), far outside the window. Half a fault (about 7 µs
+    /// store trapped 17 µs apart at p50), far outside the window. Half a fault (4-7 µs
     /// under TCG) lets the first delivery out before the next comes and stays well inside
     /// the window; where faults enter in parallel (hardware, KVM) it is under a microsecond.
     gap: AtomicU64,
