@@ -128,13 +128,18 @@ DETECT_RACES ?= 50
 DETECT_LOOPS ?= 750
 DETECT_BOOTS ?= 3
 DETECT_HOW ?= 1
+# LIBHUGETLBFS_TEST: a static build of libhugetlbfs's tests/alloc-instantiate-race, put into
+# the detect image of LIBHUGETLBFS_TEST_TARGET and raced beside forkspin (README, make detect).
+LIBHUGETLBFS_TEST ?=
+LIBHUGETLBFS_TEST_TARGET ?= x86_64-unknown-linux-gnu
 
 detect-initramfs:
 	@for t in $(DETECT_TARGETS); do \
 	  $(CARGO) build --release --target $$t --bin hugerace --example detect --example forkspin --example madvrace || exit 1; \
 	  python3 scripts/mkinitramfs.py target/$$t/release/examples/detect target/$$t/detect.cpio.gz \
 	    hugerace=target/$$t/release/hugerace forkspin=target/$$t/release/examples/forkspin \
-	    madvrace=target/$$t/release/examples/madvrace || exit 1; \
+	    madvrace=target/$$t/release/examples/madvrace \
+	    $$( [ -n "$(LIBHUGETLBFS_TEST)" ] && [ "$$t" = "$(LIBHUGETLBFS_TEST_TARGET)" ] && echo alloc-instantiate-race=$(LIBHUGETLBFS_TEST) ) || exit 1; \
 	done
 
 detect: detect-initramfs

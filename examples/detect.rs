@@ -11,6 +11,11 @@
 //! argument), the kernel selftest's free-running way. Then `detect: done`, sync, power
 //! off. scripts/boot.py --detect reads the lines off the console and sums them.
 //!
+//! With `/alloc-instantiate-race` in the image (libhugetlbfs's own test, built static:
+//! `make detect LIBHUGETLBFS_TEST=PATH`), each block also runs it RACES times per mode, after
+//! forkspin, each run from a pool of two free pages on a hugetlbfs mount of the size, and
+//! says `airace: mode=M size=S races=N failed=F broken=B`.
+//!
 //! On a kernel with boot/hugetlb-narrow-stamps.patch, every program's run is followed by the
 //! stamps of its hugetlb faults, copied off /proc/hugetlb_stamps between `stamps: begin PROG
 //! MODE` and `stamps: end` (the ring is emptied before each run); scripts/stamps.py reads them.
@@ -79,6 +84,44 @@ fn reset_stamps() {
 
 /// Run one program to its end; PID 1 also reaps every orphan on the way.
 fn run(argv: &[&CStr]) {
+    if let Some(w) = run_wait(argv) {
+        if let Some(sig) = w.signal() {
+            let mut l = Line::new();
+            l.s("detect: ").b(argv[0].to_bytes()).s(" killed by signal ").u(sig as u64);
+            say(&mut l);
+        }
+    }
+    drain(argv);
+}
+
+/// libhugetlbfs's own test, if the image holds it (`make detect LIBHUGETLBFS_TEST=...`).
+const C_TEST: &CStr = c"/alloc-instantiate-race";
+
+/// RACES runs of libhugetlbfs's `alloc-instantiate-race MODE`, each as the C test wants it:
+/// a pool of two free pages of the size (it fills all but one itself) on a hugetlbfs mount
+/// of that size, the pool emptied after. A run failed when the test said FAIL (exit 2) or a
+/// SIGBUS killed it (private mode's racers are its threads); anything else broke it.
+fn c_test(mode: &CStr, races: u64, size: &PathBuf, pool: &CStr) {
+    let (mut failed, mut broken) = (0u64, 0u64);
+    for _ in 0..races {
+        let _ = sys::write_file(pool, b"2");
+        match run_wait(&[C_TEST, mode]) {
+            Some(w) if w.exit_code() == Some(0) => {}
+            Some(w) if w.exit_code() == Some(2) || w.signal() == Some(k::SIGBUS) => failed += 1,
+            _ => broken += 1,
+        }
+        let _ = sys::write_file(pool, b"0");
+        drain(&[C_TEST, mode]);
+    }
+    let mut l = Line::new();
+    l.s("airace: mode=").b(mode.to_bytes()).s(" size=").b(size.bytes());
+    l.s(" races=").u(races).s(" failed=").u(failed).s(" broken=").u(broken);
+    say(&mut l);
+}
+
+/// Run one program to its end and say how it ended (None: it could not be run); PID 1 also
+/// reaps every orphan on the way.
+fn run_wait(argv: &[&CStr]) -> Option<sys::WaitStatus> {
     reset_stamps();
     let mut l = Line::new();
     let pid = match sys::fork() {
@@ -91,22 +134,18 @@ fn run(argv: &[&CStr]) {
         Ok(Forked::Parent(pid)) => pid,
         Err(e) => {
             l.s("detect: fork: ").errno(e);
-            return say(&mut l);
+            say(&mut l);
+            return None;
         }
     };
     loop {
         match sys::wait4(-1, 0) {
             Ok(w) if w.pid != pid => continue,
-            Ok(w) => {
-                if let Some(sig) = w.signal() {
-                    l.s("detect: ").b(argv[0].to_bytes()).s(" killed by signal ").u(sig as u64);
-                    say(&mut l);
-                }
-                return drain(argv);
-            }
+            Ok(w) => return Some(w),
             Err(e) => {
                 l.s("detect: wait4: ").errno(e);
-                return say(&mut l);
+                say(&mut l);
+                return None;
             }
         }
     }
@@ -131,6 +170,25 @@ extern "C" fn start(sp: *const usize) -> ! {
     let mut l = Line::new();
     l.s("detect: ").u(blocks).s(" blocks of ").u(races).s(" races per mode, size ").b(size.bytes());
     say(&mut l);
+    // libhugetlbfs's test beside forkspin, when the image holds it: a hugetlbfs mount of the
+    // size and that size's pool knob.
+    let c_pool = match (sys::open(C_TEST, k::O_RDONLY), parse::size(size.bytes())) {
+        (Ok(_), Some(bytes)) if !dontneed => {
+            let _ = sys::mkdir(c"/hugetlbfs", 0o755);
+            l.s("pagesize=").b(size.bytes());
+            let opts = word(l.as_bytes());
+            l.clear();
+            if let Err(e) = sys::mount(c"none", c"/hugetlbfs", c"hugetlbfs", 0, opts.cstr()) {
+                l.s("detect: mount hugetlbfs: ").errno(e);
+                say(&mut l);
+            }
+            l.s("/sys/kernel/mm/hugepages/hugepages-").u(bytes >> 10).s("kB/nr_hugepages");
+            let p = word(l.as_bytes());
+            l.clear();
+            Some(p)
+        }
+        _ => None,
+    };
     let n = word(l.u(races).as_bytes());
     l.clear();
     for _ in 0..blocks {
@@ -150,6 +208,9 @@ extern "C" fn start(sp: *const usize) -> ! {
                 }
             }
             run(&[c"/forkspin", mode, n.cstr(), size.cstr()]);
+            if let Some(pool) = &c_pool {
+                c_test(mode, races, &size, pool.cstr());
+            }
         }
     }
     l.s("detect: done");

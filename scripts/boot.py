@@ -200,7 +200,8 @@ def main(argv):
         print()
         print(f"Failed races / races per machine, mode, size and program, over {det['boots']} boot(s) of each machine")
         print(f"(2 racers, 2 vCPUs under TCG; a boot: {det['blocks']} block(s) of {det['races']} races, hugerace then its peer in")
-        print("each); the rate's 95% Wilson interval; vs: hugerace against forkspin, ahead or behind when the")
+        print("each); the rate's 95% Wilson interval; vs: hugerace against its best peer (forkspin, or airace:")
+        print("libhugetlbfs's alloc-instantiate-race where the image holds it), ahead or behind when the")
         print("intervals do not overlap, ~ when they do; per boot: the rate in each boot.")
         print(judges.DETECT_HEADER)
         for row in table:

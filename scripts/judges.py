@@ -222,6 +222,8 @@ def excerpt(m, console):
 # ---- make detect: failure rates, summed over a boot's runs ----
 
 FORKSPIN = re.compile(r"forkspin: mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$")
+# libhugetlbfs's own alloc-instantiate-race, when the detect image holds it (examples/detect.rs).
+AIRACE = re.compile(r"airace: mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$")
 MADVRACE = re.compile(r"madvrace: size=(\S+) loops=(\d+) failed=(\d+) broken=(\d+) elapsed_ms=(\d+)$")
 
 
@@ -250,6 +252,9 @@ def detect_tally(said):
         elif FORKSPIN.match(line):
             f = FORKSPIN.match(line)
             add(f[1], f[2], "forkspin", int(f[3]), int(f[4]), int(f[5]))
+        elif AIRACE.match(line):
+            f = AIRACE.match(line)
+            add(f[1], f[2], "airace", int(f[3]), int(f[4]), int(f[5]))
         elif MADVRACE.match(line):
             f = MADVRACE.match(line)
             add("dontneed", f[1], "madvrace", int(f[2]), int(f[3]), int(f[4]), int(f[5]) / 1000.0)
@@ -272,6 +277,8 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
     why += more
     mutant = bool(m.outcomes() & {M.SIGBUS, M.EITHER})
     modes, tools = detect_plan(m)
+    if any("airace" in t for t in tally.values()):
+        tools += ("airace",)
     counts = {}
     for mode in modes:
         for size in [s for (md, s) in tally if md == mode] or [m.detect.size]:
@@ -291,7 +298,8 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
 
 
 def detect_plan(m):
-    """The modes a detect machine races and its two programs: hugerace first, then its peer."""
+    """The modes a detect machine races and its two programs: hugerace first, then its peer
+    (a boot whose image holds libhugetlbfs's test adds it, `airace`, as a third)."""
     if m.detect.kind == "dontneed":
         return M.DONTNEED, ("hugerace", "madvrace")
     return M.ALLOC, ("hugerace", "forkspin")
@@ -319,13 +327,16 @@ def detect_rows(m, boots):
     """The table's rows for one machine: boots is one counts (of detect_verdict) per boot.
     Per mode, size and program: failed races over all boots, the rate and its 95 % Wilson
     interval, failures per second of racing (dontneed, where both programs time their runs),
-    and each boot's rate. hugerace's row says where it stands against forkspin: `ahead` or
+    and each boot's rate. hugerace's row says where it stands against its best peer (forkspin,
+    or libhugetlbfs's test where it ran and failed more often): `ahead` or
     `behind` when the two intervals do not overlap, `~` when they do (not told apart from
     noise at these counts). Not against madvrace: its loop (100 madvises against 100 writes)
     is not a race, so the two rates are not of one thing; compare them per second."""
     if not boots:
         return []
     tools = detect_plan(m)[1]
+    if any("airace" in c for b in boots for c in b.values()):
+        tools += ("airace",)
     keys = [k for k in boots[0]] + [k for b in boots[1:] for k in b if k not in boots[0]]
     rows = []
     for key in keys:
@@ -333,7 +344,9 @@ def detect_rows(m, boots):
         for tool in tools:
             per = [b.get(key, {}).get(tool, (0, 0, 0.0)) for b in boots]
             summed[tool] = (sum(p[0] for p in per), sum(p[1] for p in per), sum(p[2] for p in per), per)
-        (hn, hf, _, _), (pn, pf, _, _) = summed[tools[0]], summed[tools[1]]
+        # Against the best peer: the one with the higher rate.
+        hn, hf = summed[tools[0]][:2]
+        pn, pf = max((summed[t][:2] for t in tools[1:]), key=lambda c: c[1] / c[0] if c[0] else -1.0)
         h, p = wilson(hf, hn), wilson(pf, pn)
         vs = "" if tools[1] == "madvrace" else "ahead" if h[0] > p[1] else "behind" if h[1] < p[0] else "~"
         for tool in tools:

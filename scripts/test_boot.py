@@ -257,6 +257,22 @@ class Detect(unittest.TestCase):
         self.assertIn(" ahead ", rows[("shared", "2M", "hugerace")])
         self.assertEqual(len(rows), 4)
 
+    def test_libhugetlbfs_test_is_a_third_program_and_the_best_peer_counts(self):
+        m = M.BY_NAME["x86_64-narrow"]
+        c_test = lambda f: "".join(f"airace: mode={md} size=2M races=200 failed={f} broken=0\r\n" for md in ("shared", "private"))
+        # hugerace 150/200 a boot, forkspin 100, the C test 195: behind the C test, though
+        # ahead of forkspin; a table that compared with forkspin alone would say ahead.
+        consoles = [c_test(195) + self.lines(150, 100) for _ in range(3)]
+        rows = self.rows(m, consoles)
+        self.assertIn(" 585/600  97.5% ", rows[("shared", "2M", "airace")])
+        self.assertIn(" behind ", rows[("shared", "2M", "hugerace")])
+        self.assertEqual(len(rows), 6)
+        # Its runs are counted like the others': too few is a reason, so is a broken run.
+        why, _ = J.detect_verdict(m, c_test(195).replace("races=200", "races=199", 1) + self.lines(150, 100), 0, 1200, 200, 3000)
+        self.assertIn("airace shared 2M: 199 races ran, wanted 200", why)
+        # Without the C test in the image, the table has two programs, as before.
+        self.assertEqual(len(self.rows(m, [self.lines(150, 100)])), 4)
+
     def test_the_sum_is_over_every_boot(self):
         # Negative control: a table made of the first or last boot alone would not show 510/600.
         m = M.BY_NAME["x86_64-narrow"]
