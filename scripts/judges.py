@@ -272,7 +272,7 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
     said = user_lines(console)
     if "detect: done" not in said:
         why.append("no 'detect: done': the schedule did not finish")
-    why += ["detect: " + l for l in said if re.match(r"^detect: (exec|fork|wait4|mount|panic)|.*killed by signal", l)]
+    why += ["detect: " + l for l in said if re.match(r"^detect: (exec|fork|wait4|mount|panic|.* killed by signal)", l)]
     tally, more = detect_tally(said)
     why += more
     mutant = bool(m.outcomes() & {M.SIGBUS, M.EITHER})

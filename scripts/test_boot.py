@@ -267,6 +267,13 @@ class Detect(unittest.TestCase):
         self.assertIn(" 585/600  97.5% ", rows[("shared", "2M", "airace")])
         self.assertIn(" behind ", rows[("shared", "2M", "hugerace")])
         self.assertEqual(len(rows), 6)
+        # A failed run of it says "FAIL ... killed by signal Bus error": a failure, not a
+        # reason; detect's own line for a program killed by a signal still is one.
+        failed_run = "FAIL\tChild 1 killed by signal Bus error\r\n"
+        why, _ = J.detect_verdict(m, failed_run + c_test(195) + self.lines(150, 100), 0, 1200, 200, 3000)
+        self.assertEqual(why, [])
+        why, _ = J.detect_verdict(m, "detect: /forkspin killed by signal 9\r\n" + c_test(195) + self.lines(150, 100), 0, 1200, 200, 3000)
+        self.assertTrue(any("killed by signal 9" in w for w in why), why)
         # Its runs are counted like the others': too few is a reason, so is a broken run.
         why, _ = J.detect_verdict(m, c_test(195).replace("races=200", "races=199", 1) + self.lines(150, 100), 0, 1200, 200, 3000)
         self.assertIn("airace shared 2M: 199 races ran, wanted 200", why)

@@ -42,9 +42,11 @@ const OFFSETS_NS: [u64; ENTRIES] = [0, 100, 200, 400, 800, 1600, 3200, 6400, 128
 /// page of its own, 2M apart so that no two share a page table (or its lock).
 const PROBES: usize = 16;
 const PROBE_STRIDE: usize = 2 << 20;
-/// The entry gap is the quickest probe fault divided by this (x86_64-narrow, 3 boots of
-/// 200 races per mode: shared 95.2% at 2, 94.3% at 3, 92.2% at 4, 88.0% at 8).
-const GAP_DIV: u64 = 2;
+/// The entry gap is the quickest probe fault divided by this. Against 2, pooled over two
+/// runs of 3 boots each with libhugetlbfs's test in the image: shared 96.2% against 93.6% on
+/// x86_64-narrow and 88.5% against 86.6% on x86_64-unlocked; private 85.0% against 77.8%
+/// and 97.3% against 92.9%. One-off runs of 3 boots move by +-3 points (README).
+const GAP_DIV: u64 = 4;
 /// The entry gap is never more than this many ticks (tens of µs at any counter rate).
 const GAP_MAX: u64 = 1 << 17;
 
@@ -54,12 +56,12 @@ struct Aims {
     sweep: Sweep,
     /// Counter ticks racers 2.. wait after the start line in the race under way.
     aim: AtomicU64,
-    /// The entry gap: ticks racer i waits i times on top of the aim, half the quickest
-    /// fault the warm-up laps' probes took. Level stores do not make level faults
+    /// The entry gap: ticks racer i waits i times on top of the aim, a quarter of the
+    /// quickest fault the warm-up laps' probes took. Level stores do not make level faults
     /// everywhere: QEMU's TCG delivers every guest exception under its one big lock, so two
     /// stores that fault within a microsecond queue there and the second enters the kernel
     /// 10-40 µs late (boot/hugetlb-narrow-stamps.patch: racers level within 0.2 µs at the
-    /// store trapped 17 µs apart at p50), far outside the window. Half a fault (4-7 µs
+    /// store trapped 17 µs apart at p50), far outside the window. A quarter of a fault (2-3.5 µs
     /// under TCG) lets the first delivery out before the next comes and stays well inside
     /// the window; where faults enter in parallel (hardware, KVM) it is under a microsecond.
     gap: AtomicU64,
