@@ -9,9 +9,6 @@ use common::inject::empty_pool;
 use common::*;
 
 /// Root, hugetlb and 2M pages, or a logged SKIP (a failure under CI).
-fn ready() -> bool {
-    need_root_hugetlb() && (std::path::Path::new(K2M).exists() || skip("no 2M hugepages"))
-}
 
 /// One kind as `--list` prints it: name, the fix's id (None: "no upstream fix known"), and
 /// whether it is destructive.
@@ -93,7 +90,7 @@ fn help_man_page_and_readme_follow_the_table() {
 
 #[test]
 fn a_race_list_runs_those_kinds_in_the_tables_order() {
-    if !ready() {
+    if !need_root_2m() {
         return;
     }
     let g = pool_guard();
@@ -112,7 +109,7 @@ fn a_race_list_runs_those_kinds_in_the_tables_order() {
 
 #[test]
 fn race_all_skips_destructive_kinds_saying_what_to_run_and_changes_nothing() {
-    if !ready() {
+    if !need_root_2m() {
         return;
     }
     let g = pool_guard();
@@ -133,7 +130,7 @@ fn race_all_skips_destructive_kinds_saying_what_to_run_and_changes_nothing() {
 
 #[test]
 fn under_all_a_kind_that_cannot_honour_an_option_is_a_tconf() {
-    if !ready() {
+    if !need_root_2m() {
         return;
     }
     let g = pool_guard();

@@ -9,14 +9,9 @@ mod common;
 use common::inject::empty_pool;
 use common::*;
 
-fn ready() -> bool {
-    need_root_hugetlb() && (std::path::Path::new(K2M).exists() || skip("no 2M hugepages"))
-}
-
-
 #[test]
 fn the_reservation_comes_back_on_this_kernel_every_run() {
-    if !ready() {
+    if !need_root_2m() {
         return;
     }
     let g = pool_guard();
@@ -38,7 +33,7 @@ fn the_reservation_comes_back_on_this_kernel_every_run() {
 
 #[test]
 fn the_negative_control_fails_naming_the_fix_and_the_numbers() {
-    if !ready() {
+    if !need_root_2m() {
         return;
     }
     let g = pool_guard();

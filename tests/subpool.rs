@@ -9,13 +9,9 @@ mod common;
 use common::inject::empty_pool;
 use common::*;
 
-fn ready() -> bool {
-    need_root_hugetlb() && (std::path::Path::new(K2M).exists() || skip("no 2M hugepages"))
-}
-
 #[test]
 fn without_destructive_it_refuses_saying_why_and_changes_nothing() {
-    if !ready() {
+    if !need_root_2m() {
         return;
     }
     let g = pool_guard();

@@ -93,6 +93,11 @@ pub fn need_root_hugetlb() -> bool {
     }
 }
 
+/// As `need_root_hugetlb`, and 2M hugepages too (the size the kinds' tests race on).
+pub fn need_root_2m() -> bool {
+    need_root_hugetlb() && (std::path::Path::new(K2M).exists() || skip("no 2M hugepages"))
+}
+
 /// The ptrace fault injector (tests/helpers/inject.c), built once per test crate.
 pub fn injector() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
