@@ -128,6 +128,7 @@ DETECT_RACES ?= 50
 DETECT_LOOPS ?= 750
 DETECT_BOOTS ?= 3
 DETECT_HOW ?= 1
+DETECT_NAMED ?= 10
 # LIBHUGETLBFS_TEST: a static build of libhugetlbfs's tests/alloc-instantiate-race, put into
 # the detect image of LIBHUGETLBFS_TEST_TARGET and raced beside forkspin (README, make detect).
 LIBHUGETLBFS_TEST ?=
@@ -143,7 +144,7 @@ detect-initramfs:
 	done
 
 detect: detect-initramfs
-	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) DETECT_BOOTS=$(DETECT_BOOTS) DETECT_HOW=$(DETECT_HOW) scripts/boot.py --detect
+	DETECT_BLOCKS=$(DETECT_BLOCKS) DETECT_RACES=$(DETECT_RACES) DETECT_LOOPS=$(DETECT_LOOPS) DETECT_BOOTS=$(DETECT_BOOTS) DETECT_HOW=$(DETECT_HOW) DETECT_NAMED=$(DETECT_NAMED) scripts/boot.py --detect
 # ---- end boot ---------------------------------------------------------------------------------
 
 # ---- cross: every target we claim, built here, run under qemu-user (issue 4) ----------------

@@ -1,6 +1,6 @@
 //! detect: /init of `make detect`'s test image, which holds it, `/hugerace` and `/forkspin`.
 //!
-//! Kernel command line, after `--`: `BLOCKS RACES SIZE KEEPGOING`. For each of BLOCKS
+//! Kernel command line, after `--`: `BLOCKS RACES SIZE KEEPGOING [NAMED]`. For each of BLOCKS
 //! blocks, for each mode (shared, then private): hugerace races RACES times
 //! (`/hugerace -f json -s SIZE -i RACES --keep-going MODE`, one JSON line, at the default
 //! level start that users get; KEEPGOING 2 adds `--offset sweep`; with KEEPGOING 0, for a
@@ -15,6 +15,12 @@
 //! `make detect LIBHUGETLBFS_TEST=PATH`), each block also runs it RACES times per mode, after
 //! forkspin, each run from a pool of two free pages on a hugetlbfs mount of the size, and
 //! says `airace: mode=M size=S races=N failed=F broken=B`.
+//!
+//! Each block also runs hugerace as users of libhugetlbfs's runner and of LTP's runtest files
+//! do: by the test's name, `alloc-instantiate-race MODE` (one race a run), NAMED times per
+//! mode (NAMED, default 10), and says `named: ...` likewise. Every one-race run,
+//! the C test's and these, is timed from fork to reaped and said in `runtime: PROG MODE US...`
+//! lines (microseconds): item 4 of issue 18, a one-race run no slower than the C test.
 //!
 //! On a kernel with boot/hugetlb-narrow-stamps.patch, every program's run is followed by the
 //! stamps of its hugetlb faults, copied off /proc/hugetlb_stamps between `stamps: begin PROG
@@ -61,10 +67,10 @@ const STAMPS: &CStr = c"/proc/hugetlb_stamps";
 
 /// Copy the fault stamps of the run just ended to the console, then empty the ring. Nothing
 /// on a kernel without the stamps patch.
-fn drain(argv: &[&CStr]) {
+fn drain(prog: &[u8], argv: &[&CStr]) {
     let Ok(fd) = sys::open(STAMPS, k::O_RDONLY) else { return };
     let mut l = Line::new();
-    l.s("stamps: begin ").b(argv[0].to_bytes());
+    l.s("stamps: begin ").b(prog);
     if let Some(mode) = argv.iter().find(|a| matches!(a.to_bytes(), b"shared" | b"private")) {
         l.c(b' ').b(mode.to_bytes());
     }
@@ -84,49 +90,102 @@ fn reset_stamps() {
 
 /// Run one program to its end; PID 1 also reaps every orphan on the way.
 fn run(argv: &[&CStr]) {
-    if let Some(w) = run_wait(argv) {
+    if let Some((w, _)) = run_wait(argv[0], argv) {
         if let Some(sig) = w.signal() {
             let mut l = Line::new();
             l.s("detect: ").b(argv[0].to_bytes()).s(" killed by signal ").u(sig as u64);
             say(&mut l);
         }
     }
-    drain(argv);
+    drain(argv[0].to_bytes(), argv);
 }
 
 /// libhugetlbfs's own test, if the image holds it (`make detect LIBHUGETLBFS_TEST=...`).
 const C_TEST: &CStr = c"/alloc-instantiate-race";
 
-/// RACES runs of libhugetlbfs's `alloc-instantiate-race MODE`, each as the C test wants it:
-/// a pool of two free pages of the size (it fills all but one itself) on a hugetlbfs mount
-/// of that size, the pool emptied after. A run failed when the test said FAIL (exit 2) or a
-/// SIGBUS killed it (private mode's racers are its threads); anything else broke it.
-fn c_test(mode: &CStr, races: u64, size: &PathBuf, pool: &CStr) {
-    let (mut failed, mut broken) = (0u64, 0u64);
-    for _ in 0..races {
-        let _ = sys::write_file(pool, b"2");
-        match run_wait(&[C_TEST, mode]) {
-            Some(w) if w.exit_code() == Some(0) => {}
-            Some(w) if w.exit_code() == Some(2) || w.signal() == Some(k::SIGBUS) => failed += 1,
-            _ => broken += 1,
+/// A block's run times of one program in one mode, said 32 to a `runtime:` line.
+struct Runtimes<'a> {
+    prog: &'a str,
+    mode: &'a CStr,
+    us: [u64; 32],
+    n: usize,
+}
+
+impl Runtimes<'_> {
+    fn add(&mut self, us: u64) {
+        self.us[self.n] = us;
+        self.n += 1;
+        if self.n == self.us.len() {
+            self.say();
         }
-        let _ = sys::write_file(pool, b"0");
-        drain(&[C_TEST, mode]);
     }
+
+    fn say(&mut self) {
+        if self.n == 0 {
+            return;
+        }
+        let mut l = Line::new();
+        l.s("runtime: ").s(self.prog).c(b' ').b(self.mode.to_bytes());
+        for &us in &self.us[..self.n] {
+            l.c(b' ').u(us);
+        }
+        say(&mut l);
+        self.n = 0;
+    }
+}
+
+/// RACES runs of a one-race test `ARGV0 MODE`, each timed, that say PASS or FAIL in
+/// libhugetlbfs's exit codes: libhugetlbfs's own test (`airace`) or hugerace by that test's
+/// name (`named`). A run failed when it said FAIL (exit 2) or a SIGBUS killed it (the C
+/// test's private racers are its threads); anything else broke it. With `pool` (the image
+/// holds the C test), each run of either starts from a pool of two free pages of the size,
+/// emptied after, as libhugetlbfs's runner sets it up, so that the two are timed alike;
+/// without, hugerace raises the pool itself.
+fn one_race_runs(label: &str, path: &CStr, argv: [&CStr; 2], size: &PathBuf, races: u64, pool: Option<&CStr>) {
+    let [argv0, mode] = argv;
+    let (s, sized) = (c"-s", size.cstr());
+    // hugerace is told the size (the C test races the default page size, which is the size of
+    // every detect machine's pool but the large-page ones').
+    let words: &[&CStr] = if label == "named" { &[argv0, mode, s, sized] } else { &[argv0, mode] };
+    let (mut failed, mut broken) = (0u64, 0u64);
+    let mut times = Runtimes { prog: label, mode, us: [0; 32], n: 0 };
+    for _ in 0..races {
+        if let Some(p) = pool {
+            let _ = sys::write_file(p, b"2");
+        }
+        match run_wait(path, words) {
+            Some((w, us)) => {
+                times.add(us);
+                match (w.exit_code(), w.signal()) {
+                    (Some(0), _) => {}
+                    (Some(2), _) | (_, Some(k::SIGBUS)) => failed += 1,
+                    _ => broken += 1,
+                }
+            }
+            None => broken += 1,
+        }
+        if let Some(p) = pool {
+            let _ = sys::write_file(p, b"0");
+        }
+        drain(label.as_bytes(), words);
+    }
+    times.say();
     let mut l = Line::new();
-    l.s("airace: mode=").b(mode.to_bytes()).s(" size=").b(size.bytes());
+    l.s(label).s(": mode=").b(mode.to_bytes()).s(" size=").b(size.bytes());
     l.s(" races=").u(races).s(" failed=").u(failed).s(" broken=").u(broken);
     say(&mut l);
 }
 
-/// Run one program to its end and say how it ended (None: it could not be run); PID 1 also
-/// reaps every orphan on the way.
-fn run_wait(argv: &[&CStr]) -> Option<sys::WaitStatus> {
+/// Run `path` (named `argv[0]`) to its end and say how it ended and after how many
+/// microseconds from the fork (None: it could not be run); PID 1 also reaps every orphan on
+/// the way.
+fn run_wait(path: &CStr, argv: &[&CStr]) -> Option<(sys::WaitStatus, u64)> {
     reset_stamps();
     let mut l = Line::new();
+    let t0 = sys::monotonic_ns();
     let pid = match sys::fork() {
         Ok(Forked::Child) => {
-            let e = sys::execve(argv);
+            let e = sys::execve(path, argv);
             l.s("detect: exec ").b(argv[0].to_bytes()).s(": ").errno(e);
             say(&mut l);
             sys::exit_group(127)
@@ -141,7 +200,7 @@ fn run_wait(argv: &[&CStr]) -> Option<sys::WaitStatus> {
     loop {
         match sys::wait4(-1, 0) {
             Ok(w) if w.pid != pid => continue,
-            Ok(w) => return Some(w),
+            Ok(w) => return Some((w, sys::monotonic_ns().saturating_sub(t0) / 1000)),
             Err(e) => {
                 l.s("detect: wait4: ").errno(e);
                 say(&mut l);
@@ -167,6 +226,7 @@ extern "C" fn start(sp: *const usize) -> ! {
     // for LOOPS loops, in each block.
     let dontneed = args.get(5) == Some(b"dontneed");
     let loops = word(args.get(6).unwrap_or(b"1000"));
+    let named = if dontneed { 0 } else { num(5, 10) };
     let mut l = Line::new();
     l.s("detect: ").u(blocks).s(" blocks of ").u(races).s(" races per mode, size ").b(size.bytes());
     say(&mut l);
@@ -209,8 +269,9 @@ extern "C" fn start(sp: *const usize) -> ! {
             }
             run(&[c"/forkspin", mode, n.cstr(), size.cstr()]);
             if let Some(pool) = &c_pool {
-                c_test(mode, races, &size, pool.cstr());
+                one_race_runs("airace", C_TEST, [C_TEST, mode], &size, races, Some(pool.cstr()));
             }
+            one_race_runs("named", c"/hugerace", [c"alloc-instantiate-race", mode], &size, named, c_pool.as_ref().map(|p| p.cstr()));
         }
     }
     l.s("detect: done");

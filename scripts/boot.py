@@ -18,9 +18,12 @@ detect.cpio.gz instead (examples/detect.rs as /init, /hugerace, /forkspin and /m
 it), DETECT_BOOTS times (default 3) each (DETECT_HOW: 1, the default, races hugerace with
 --keep-going at its default start; 2 with --offset sweep; 0 as RACES runs of -i 1): DETECT_BLOCKS blocks (default 4) of DETECT_RACES
 races (default 50) per mode on the machine's detect size, hugerace then forkspin in each block
-(madvrace's DETECT_LOOPS loops for the dontneed race). Each boot is judged on its own (one
-failing fails the machine); the table sums the boots: per machine, mode, size and program the
-failed races, the rate with its 95 % Wilson interval, and each boot's rate.
+(madvrace's DETECT_LOOPS loops for the dontneed race), then DETECT_NAMED one-race runs
+(default 10) of hugerace by libhugetlbfs's test's name, each timed. Each boot is judged on
+its own (one failing fails the machine); the table sums the boots: per machine, mode, size and
+program the failed races, the rate with its 95 % Wilson interval, and each boot's rate; a
+second table gives the one-race runs' times (hugerace's by that name, and libhugetlbfs's test's
+where the image holds it), and one per stamps kernel where each race's loser looked.
 
 Consoles land in target/boot/<machine>.console, QEMU's own messages in <machine>.qemu; with
 --detect in <machine>.detect.N.console and .detect.N.qemu, N the boot (1 to DETECT_BOOTS).
@@ -107,7 +110,7 @@ def run_machine(m, kernels, detect, timeout_s, det):
     initrd = f"target/{m.target}/{'detect' if detect else 'initramfs'}.cpio.gz"
     args = None
     if detect:
-        args = f"{det['blocks']} {det['races']} {m.detect.size} {det['how']}" + (f" dontneed {det['loops']}" if m.detect.kind == "dontneed" else "")
+        args = f"{det['blocks']} {det['races']} {m.detect.size} {det['how']}" + (f" dontneed {det['loops']}" if m.detect.kind == "dontneed" else f" {det['named']}")
     t0 = time.monotonic()
     kernel, rows, why = None, [], []
     if not shutil.which(m.qemu[0]):
@@ -127,13 +130,14 @@ def run_machine(m, kernels, detect, timeout_s, det):
                 status = boot(m, kernel, initrd, args, console, qemu_log, timeout_s)
                 text = read(console) if os.path.exists(console) else ""
                 if detect:
-                    more, c = judges.detect_verdict(m, text, status, timeout_s, det["blocks"] * det["races"], det["blocks"] * det["loops"])
+                    more, c = judges.detect_verdict(m, text, status, timeout_s, det["blocks"] * det["races"], det["blocks"] * det["loops"],
+                                                         det["blocks"] * det["named"])
                     why += [f"boot {i} of {len(consoles)}: {w}" for w in more] if len(consoles) > 1 else more
                     counts.append(c)
                 else:
                     why = judges.verdict(m, text, status, timeout_s)
             if detect:
-                rows = judges.detect_rows(m, counts)
+                rows = (judges.detect_rows(m, counts), judges.detect_runtimes(m, counts))
             result = "FAIL" if why else "PASS"
     if result == "SKIP":
         if under_ci():
@@ -171,7 +175,7 @@ def main(argv):
     if not names:
         names = [m.name for m in M.MACHINES if (m.detect if detect else m.boot_test)]
     timeout_s = int(os.environ.get("BOOT_TIMEOUT") or (1200 if detect else 300))
-    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750), ("boots", 3), ("how", 1))}
+    det = {k: int(os.environ.get(f"DETECT_{k.upper()}") or d) for k, d in (("blocks", 4), ("races", 50), ("loops", 750), ("boots", 3), ("how", 1), ("named", 10))}
     if detect and det["boots"] < 1:
         sys.exit("DETECT_BOOTS must be at least 1")
     # A cold run builds kernels first: say which, and about how long, before anything else.
@@ -182,7 +186,7 @@ def main(argv):
     # kernels.sh reads the table from here rather than starting Python for it each time.
     os.environ["HUGERACE_KERNEL_TABLE"] = "\n".join(M.kernel_lines())
     kernels = Kernels()
-    counts, summary, table = {"PASS": 0, "FAIL": 0, "SKIP": 0}, [], []
+    counts, summary, table, runtimes = {"PASS": 0, "FAIL": 0, "SKIP": 0}, [], [], []
     for name in names:
         m = M.BY_NAME.get(name)
         if m is None or (detect and not m.detect):
@@ -192,7 +196,8 @@ def main(argv):
         result, dt, rows = run_machine(m, kernels, detect, timeout_s, det)
         counts[result] += 1
         summary.append("%-16s %-4s %6ss" % (name, result, f"{dt:.1f}"))
-        table += rows
+        table += rows[0] if rows else []
+        runtimes += rows[1] if rows else []
     print()
     print("\n".join(summary))
     print(f"boot: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
@@ -206,14 +211,23 @@ def main(argv):
         print(judges.DETECT_HEADER)
         for row in table:
             print(row)
-        # A stamps kernel's consoles: where each race's loser looked (scripts/stamps.py), over
-        # all its boots together.
-        stamped = [c for n in names for c in detect_consoles(n, det["boots"])
-                   if os.path.exists(c) and b"stamps: begin" in open(c, "rb").read()]
-        if stamped:
+        if runtimes:
             print()
-            print(f"Where the loser looked, from the stamps kernel over its {det['boots']} boot(s) (scripts/stamps.py):")
-            subprocess.run([sys.executable, "scripts/stamps.py", *stamped])
+            print("One-race runs, fork to reaped, over the boots: hugerace by libhugetlbfs's test's name")
+            print("(named: `alloc-instantiate-race MODE -s SIZE`, as libhugetlbfs's runner and LTP run it)")
+            print("and libhugetlbfs's own test (airace) where the image holds it.")
+            print(judges.RUNTIME_HEADER)
+            for row in runtimes:
+                print(row)
+        # Each stamps kernel's consoles: where each race's loser looked (scripts/stamps.py),
+        # over all its boots together.
+        for n in names:
+            stamped = [c for c in detect_consoles(n, det["boots"])
+                       if os.path.exists(c) and b"stamps: begin" in open(c, "rb").read()]
+            if stamped:
+                print()
+                print(f"Where the loser looked on {n}, over its {det['boots']} boot(s) (scripts/stamps.py):")
+                subprocess.run([sys.executable, "scripts/stamps.py", *stamped])
     return 1 if counts["FAIL"] else 0
 
 

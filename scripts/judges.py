@@ -222,19 +222,23 @@ def excerpt(m, console):
 # ---- make detect: failure rates, summed over a boot's runs ----
 
 FORKSPIN = re.compile(r"forkspin: mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$")
-# libhugetlbfs's own alloc-instantiate-race, when the detect image holds it (examples/detect.rs).
-AIRACE = re.compile(r"airace: mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$")
+# One-race runs (examples/detect.rs): libhugetlbfs's own alloc-instantiate-race when the detect
+# image holds it (airace), and hugerace called by that test's name (named); each run's time
+# from fork to reaped, in microseconds, in `runtime:` lines.
+ONE_RACE = re.compile(r"(airace|named): mode=(\w+) size=(\S+) races=(\d+) failed=(\d+) broken=(\d+)$")
+RUNTIME = re.compile(r"runtime: (\S+) (\w+)((?: \d+)+)$")
 MADVRACE = re.compile(r"madvrace: size=(\S+) loops=(\d+) failed=(\d+) broken=(\d+) elapsed_ms=(\d+)$")
 
 
 def detect_tally(said):
-    """{(mode, size): {tool: [races, failed, broken, seconds]}} from the console's lines:
-    hugerace's JSON documents (one a run), forkspin's and madvrace's summary lines; and the
-    reasons found on the way."""
-    tally, why = {}, []
+    """{(mode, size): {tool: [races, failed, broken, seconds, run times]}} from the console's
+    lines: hugerace's JSON documents (one a run), the other programs' summary lines, and the
+    one-race runs' times in microseconds (which name a mode, not a size: they go to the
+    mode's one size); and the reasons found on the way."""
+    tally, why, runtimes = {}, [], {}
 
     def add(mode, size, tool, races, failed, broken, secs=0.0):
-        t = tally.setdefault((mode, size), {}).setdefault(tool, [0, 0, 0, 0.0])
+        t = tally.setdefault((mode, size), {}).setdefault(tool, [0, 0, 0, 0.0, []])
         for i, v in enumerate((races, failed, broken, secs)):
             t[i] += v
     for line in (l.strip() for l in said):
@@ -252,22 +256,33 @@ def detect_tally(said):
         elif FORKSPIN.match(line):
             f = FORKSPIN.match(line)
             add(f[1], f[2], "forkspin", int(f[3]), int(f[4]), int(f[5]))
-        elif AIRACE.match(line):
-            f = AIRACE.match(line)
-            add(f[1], f[2], "airace", int(f[3]), int(f[4]), int(f[5]))
+        elif ONE_RACE.match(line):
+            f = ONE_RACE.match(line)
+            add(f[2], f[3], f[1], int(f[4]), int(f[5]), int(f[6]))
+        elif RUNTIME.match(line):
+            f = RUNTIME.match(line)
+            runtimes.setdefault((f[2], f[1]), []).extend(int(v) for v in f[3].split())
         elif MADVRACE.match(line):
             f = MADVRACE.match(line)
             add("dontneed", f[1], "madvrace", int(f[2]), int(f[3]), int(f[4]), int(f[5]) / 1000.0)
         elif line.startswith(("forkspin: TBROK", "madvrace: TBROK")):
             why.append(line)
+    for (mode, tool), us in runtimes.items():
+        sizes = [s for (md, s) in tally if md == mode and tool in tally[(md, s)]]
+        if len(sizes) == 1:
+            tally[(mode, sizes[0])][tool][4] = us
+        else:
+            why.append(f"runtime: {tool} {mode}: times without one summary line to go with")
     return tally, why
 
 
-def detect_verdict(m, console, status, timeout_s, races, loops):
+def detect_verdict(m, console, status, timeout_s, races, loops, named=0):
     """A `make detect` boot: (reasons, counts). races: hugerace's and forkspin's races per mode
-    and size in all blocks; loops: madvrace's loops. counts: {(mode, size): {tool: (races,
-    failed, seconds)}} for each of the machine's modes and both its programs (zeros for one
-    that never reported), what detect_rows sums over the boots."""
+    and size in all blocks (and libhugetlbfs's test's runs); loops: madvrace's loops; named:
+    the runs of hugerace by the C test's name (0: not asked for). counts: {(mode, size):
+    {tool: (races, failed, seconds, run times)}} for each of the machine's modes and
+    programs (zeros for one that never reported), what detect_rows and detect_runtimes sum
+    over the boots."""
     why = ending_reasons(console, status, timeout_s)
     said = user_lines(console)
     if "detect: done" not in said:
@@ -279,12 +294,14 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
     modes, tools = detect_plan(m)
     if any("airace" in t for t in tally.values()):
         tools += ("airace",)
+    if m.detect.kind != "dontneed" and (named or any("named" in t for t in tally.values())):
+        tools += ("named",)
     counts = {}
     for mode in modes:
         for size in [s for (md, s) in tally if md == mode] or [m.detect.size]:
             for tool in tools:
-                n, failed, broken, secs = tally.get((mode, size), {}).get(tool, [0, 0, 0, 0.0])
-                wanted = loops if tool == "madvrace" else races
+                n, failed, broken, secs, us = tally.get((mode, size), {}).get(tool, [0, 0, 0, 0.0, []])
+                wanted = loops if tool == "madvrace" else named if tool == "named" else races
                 if n != wanted:
                     why.append(f"{tool} {mode} {size}: {n} races ran, wanted {wanted}")
                 if broken:
@@ -293,7 +310,9 @@ def detect_verdict(m, console, status, timeout_s, races, loops):
                     why.append(f"hugerace {mode} {size}: no failed race on a mutant")
                 if not mutant and failed:
                     why.append(f"{tool} {mode} {size}: {failed} failed races on an unpatched kernel")
-                counts.setdefault((mode, size), {})[tool] = (n, failed, secs)
+                if tool in ("airace", "named") and len(us) != n:
+                    why.append(f"{tool} {mode} {size}: {len(us)} run times for {n} runs")
+                counts.setdefault((mode, size), {})[tool] = (n, failed, secs, us)
     return why, counts
 
 
@@ -327,34 +346,94 @@ def detect_rows(m, boots):
     """The table's rows for one machine: boots is one counts (of detect_verdict) per boot.
     Per mode, size and program: failed races over all boots, the rate and its 95 % Wilson
     interval, failures per second of racing (dontneed, where both programs time their runs),
-    and each boot's rate. hugerace's row says where it stands against its best peer (forkspin,
-    or libhugetlbfs's test where it ran and failed more often): `ahead` or
-    `behind` when the two intervals do not overlap, `~` when they do (not told apart from
-    noise at these counts). Not against madvrace: its loop (100 madvises against 100 writes)
-    is not a race, so the two rates are not of one thing; compare them per second."""
+    and each boot's rate. hugerace's rows (its runs, and its one-race runs by the C test's
+    name: `named`) say where each stands against the best peer (forkspin, or libhugetlbfs's
+    test where it ran and failed more often): `ahead` or `behind` when the two intervals do
+    not overlap, `~` when they do (not told apart from noise at these counts). Not against
+    madvrace: its loop (100 madvises against 100 writes) is not a race, so the two rates are
+    not of one thing; compare them per second."""
     if not boots:
         return []
-    tools = detect_plan(m)[1]
-    if any("airace" in c for b in boots for c in b.values()):
-        tools += ("airace",)
-    keys = [k for k in boots[0]] + [k for b in boots[1:] for k in b if k not in boots[0]]
+    tools = detect_tools(m, boots)
+    ours = [t for t in tools if t in OURS]
+    peers = [t for t in tools if t not in OURS]
     rows = []
+    for key, summed in detect_sums(boots, tools):
+        # Against the best peer: the one with the higher rate.
+        pn, pf = max((summed[t][:2] for t in peers), key=lambda c: c[1] / c[0] if c[0] else -1.0)
+        p = wilson(pf, pn)
+        for tool in tools:
+            n, failed, secs, us, per = summed[tool]
+            lo, hi = wilson(failed, n)
+            vs = ""
+            if tool in ours and peers != ["madvrace"]:
+                vs = "ahead" if lo > p[1] else "behind" if hi < p[0] else "~"
+            persec = "%8.3f/s" % (failed / secs) if secs and key[0] == "dontneed" else ""
+            boot_rates = " ".join("%.1f" % (100.0 * c[1] / c[0]) if c[0] else "-" for c in per)
+            rows.append("%-18s %-8s %-5s %-8s %12s %5.1f%% %15s %9s %-6s %s" % (
+                m.name, key[0], key[1], tool, f"{failed}/{n}", 100.0 * failed / n if n else 0.0,
+                "[%5.1f, %5.1f]" % (100 * lo, 100 * hi), persec, vs, boot_rates))
+    return rows
+
+
+# hugerace's own rows in the detect table: its runs, and its one-race runs by the C test's name.
+OURS = ("hugerace", "named")
+
+
+def detect_tools(m, boots):
+    """The programs of a machine's table: its plan's two, then the one-race programs any boot
+    reported."""
+    tools = detect_plan(m)[1]
+    for extra in ("airace", "named"):
+        if any(extra in c for b in boots for c in b.values()):
+            tools += (extra,)
+    return tools
+
+
+def detect_sums(boots, tools):
+    """[((mode, size), {tool: (races, failed, seconds, run times, [each boot's counts])})],
+    summed over the boots, in the order the boots first name each (mode, size)."""
+    keys = [k for k in boots[0]] + [k for b in boots[1:] for k in b if k not in boots[0]]
+    out = []
     for key in keys:
         summed = {}
         for tool in tools:
-            per = [b.get(key, {}).get(tool, (0, 0, 0.0)) for b in boots]
-            summed[tool] = (sum(p[0] for p in per), sum(p[1] for p in per), sum(p[2] for p in per), per)
-        # Against the best peer: the one with the higher rate.
-        hn, hf = summed[tools[0]][:2]
-        pn, pf = max((summed[t][:2] for t in tools[1:]), key=lambda c: c[1] / c[0] if c[0] else -1.0)
-        h, p = wilson(hf, hn), wilson(pf, pn)
-        vs = "" if tools[1] == "madvrace" else "ahead" if h[0] > p[1] else "behind" if h[1] < p[0] else "~"
+            per = [b.get(key, {}).get(tool, (0, 0, 0.0, [])) for b in boots]
+            summed[tool] = (sum(c[0] for c in per), sum(c[1] for c in per), sum(c[2] for c in per),
+                            [us for c in per for us in c[3]], per)
+        out.append((key, summed))
+    return out
+
+
+RUNTIME_HEADER = "%-18s %-8s %-5s %-8s %6s %10s %10s %10s %s" % (
+    "machine", "mode", "size", "program", "runs", "p50 ms", "p90 ms", "max ms", "p50 vs airace")
+
+
+def detect_runtimes(m, boots):
+    """The one-race runs' times for one machine over its boots, fork to reaped: per mode, size
+    and program (libhugetlbfs's test, hugerace by its name), the median, 90th percentile and
+    longest run, and hugerace's median over the C test's (below 1: quicker)."""
+    if not boots:
+        return []
+    tools = [t for t in detect_tools(m, boots) if t in ("airace", "named")]
+    rows = []
+    for key, summed in detect_sums(boots, tools):
+        p50 = {t: pct(summed[t][3], 50) for t in tools}
         for tool in tools:
-            n, failed, secs, per = summed[tool]
-            lo, hi = wilson(failed, n)
-            persec = "%8.3f/s" % (failed / secs) if secs and key[0] == "dontneed" else ""
-            boot_rates = " ".join("%.1f" % (100.0 * f / r) if r else "-" for r, f, _ in per)
-            rows.append("%-18s %-8s %-5s %-8s %12s %5.1f%% %15s %9s %-6s %s" % (
-                m.name, key[0], key[1], tool, f"{failed}/{n}", 100.0 * failed / n if n else 0.0,
-                "[%5.1f, %5.1f]" % (100 * lo, 100 * hi), persec, vs if tool == "hugerace" else "", boot_rates))
+            us = summed[tool][3]
+            ratio = ""
+            if tool == "named" and p50.get("airace") and p50[tool] is not None:
+                ratio = "%.2fx" % (p50[tool] / p50["airace"])
+            ms = lambda v: "-" if v is None else "%.1f" % (v / 1000)
+            rows.append("%-18s %-8s %-5s %-8s %6d %10s %10s %10s %s" % (
+                m.name, key[0], key[1], tool, len(us), ms(p50[tool]), ms(pct(us, 90)),
+                ms(max(us) if us else None), ratio))
     return rows
+
+
+def pct(xs, p):
+    """The p-th percentile of xs (nearest rank), or None of nothing."""
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]

@@ -70,7 +70,8 @@ FAMILIES = (
     # A small x86_64 kernel, the mutants' unpatched twin (issue 13).
     Family("x86_64", "x86_64", "-", "bzImage", "arch/x86/boot/bzImage", 6,
            (("x86_64-mutant", "hugetlb-mutant.patch"), ("x86_64-narrow", "hugetlb-narrow.patch"),
-            ("x86_64-stamps", "hugetlb-narrow-stamps.patch"), ("x86_64-unlocked", "hugetlb-unlocked-alloc.patch"))),
+            ("x86_64-stamps", "hugetlb-narrow-stamps.patch"), ("x86_64-unlocked", "hugetlb-unlocked-alloc.patch"),
+            ("x86_64-unlocked-stamps", "hugetlb-unlocked-stamps.patch"))),
 )
 
 DEBIAN = {
@@ -209,6 +210,10 @@ MACHINES = (
     # allocation alone, so the loser must take it before the winner's allocation returns.
     Machine("x86_64-unlocked", "x86_64-unlocked", QEMU_X86, 1024, JSON + "--race alloc -s 2M -i 50", {"2M": EITHER}, "4K",
             boot_test=False, detect=Detect()),
+    # The second narrowing stamped: where each loser takes the mutex against the winner's
+    # allocation.
+    Machine("x86_64-unlocked-stamps", "x86_64-unlocked-stamps", QEMU_X86, 1024, JSON + "--race alloc -s 2M -i 50",
+            {"2M": EITHER}, "4K", boot_test=False, detect=Detect()),
     # 512M (a PMD on 64K base pages): its clear, the window, takes ~150 ms under TCG, far
     # beyond the racers' start skew. A 2M page (contiguous PTEs) clears in ~0.6 ms, less than
     # the skew of some boots: 2M can pass 3 races on this mutant (`make detect` measures it).

@@ -21,7 +21,11 @@ A `hit` is stamped after find_lock_page(), which waits for the winner's page loc
 it clears the page: milliseconds under TCG), so a hit's lookup is placed at the latest of its
 pte check and the winner's insert: it found the page, so it looked after the insert, and no
 later than it began. `trap` (do_user_addr_fault's entry, where the kernel first sees the
-store) gives the trap gap: the loser's trap less the winner's.
+store) gives the trap gap: the loser's trap less the winner's. For the losers that found the
+page (after insert), `missed: enter-alloc` is their entry to hugetlb_fault less the winner's
+allocation: below zero, the loser was in the kernel in time and was kept out (on
+boot/hugetlb-unlocked-stamps.patch's kernel, where the fault mutex is dropped around the
+allocation alone: queued on the mutex, it lost it to the winner's retaking); above, it came late.
 A race where one task alone faulted is `alone` (the other never faulted: it arrived after the
 page was mapped, or did not run). A race failed if a fault there returned VM_FAULT_SIGBUS
 (0x2): a failed allocation alone is not a failure, the kernel retries the fault when the pte
@@ -78,7 +82,7 @@ def judge(span, mode):
     failed = any(s[3] == "return" and int(s[5], 16) & VM_FAULT_SIGBUS for s in mine)
     allocs = [s for s in mine if s[3] == "alloc"]
     if not allocs:
-        return {"failed": failed, "losers": [], "alone": False, "window": None, "arrive": [], "trap": []}
+        return {"failed": failed, "losers": [], "alone": False, "window": None, "arrive": [], "trap": [], "late": []}
     win = allocs[0]
     made = [s[0] for s in mine if s[1] == win[1] and s[3] == MADE.get(mode, "insert") and s[0] >= win[0]]
     end = made[0] if made else None
@@ -93,7 +97,7 @@ def judge(span, mode):
             looks[s[1]] = s[0]
             if s[3] == "hit" and s[1] in pte:
                 looks[s[1]] = max(pte[s[1]], end if end is not None else pte[s[1]])
-    losers, arrive, traps = [], [], []
+    losers, arrive, traps, late = [], [], [], []
     for pid, t in looks.items():
         if pid == win[1]:
             continue
@@ -106,10 +110,13 @@ def judge(span, mode):
         else:
             where = "after"
         losers.append((where, t - win[0]))
+        if where == "after" and pid in enter:
+            late.append(enter[pid] - win[0])
         if pid in enter and win[1] in enter:
             arrive.append(enter[pid] - enter[win[1]])
     return {"failed": failed, "losers": losers, "alone": len(by_addr[addr]) < 2,
-            "window": (end - win[0]) if end is not None else None, "arrive": arrive, "trap": traps}
+            "window": (end - win[0]) if end is not None else None, "arrive": arrive, "trap": traps,
+            "late": late}
 
 
 def pct(xs, p):
@@ -125,7 +132,7 @@ def us(v):
 
 def table(consoles):
     rows = defaultdict(lambda: {"races": 0, "failed": 0, "alone": 0, "where": defaultdict(int),
-                                "delta": [], "window": [], "arrive": [], "trap": []})
+                                "delta": [], "window": [], "arrive": [], "trap": [], "late": []})
     for path in consoles:
         with open(path, errors="replace") as f:
             for prog, mode, stamps in sections(f):
@@ -144,17 +151,21 @@ def table(consoles):
                         r["window"].append(facts["window"])
                     r["arrive"] += facts["arrive"]
                     r["trap"] += facts["trap"]
-    out = ["%-10s %-8s %7s %7s %7s %7s %7s %6s %26s %10s %10s %15s" % (
+                    r["late"] += facts["late"]
+    out = ["%-10s %-8s %7s %7s %7s %7s %7s %6s %26s %10s %10s %15s %s" % (
         "program", "mode", "races", "failed", "before", "inside", "after", "alone",
-        "look-alloc p10/p50/p90 us", "window p50", "arrive p50", "trap p50/p90")]
+        "look-alloc p10/p50/p90 us", "window p50", "arrive p50", "trap p50/p90",
+        "missed: enter-alloc p10/p50/p90, in time")]
     for (prog, mode), r in sorted(rows.items()):
         n = sum(r["where"].values()) or 1
         share = lambda k: "%d%%" % round(100 * r["where"][k] / n)
-        out.append("%-10s %-8s %7d %7d %7s %7s %7s %6d %26s %10s %10s %15s" % (
+        early = sum(1 for v in r["late"] if v < 0)
+        out.append("%-10s %-8s %7d %7d %7s %7s %7s %6d %26s %10s %10s %15s %s" % (
             prog, mode, r["races"], r["failed"], share("before"), share("inside"), share("after"),
             r["alone"], "/".join(us(pct(r["delta"], p)) for p in (10, 50, 90)),
             us(pct(r["window"], 50)), us(pct(r["arrive"], 50)),
-            "/".join(us(pct(r["trap"], p)) for p in (50, 90))))
+            "/".join(us(pct(r["trap"], p)) for p in (50, 90)),
+            "/".join(us(pct(r["late"], p)) for p in (10, 50, 90)) + ", %d of %d" % (early, len(r["late"]))))
     return out
 
 
@@ -206,6 +217,8 @@ stamps: end
     assert [r["failed"] for r in sh] == [True, False, True], sh
     assert [r["losers"] for r in sh] == [[("inside", 100)], [("after", 300)], [("before", -200)]], sh
     assert sh[0]["window"] == 300 and sh[0]["arrive"] == [250], sh[0]
+    # The missed race's loser entered 200 ns after the winner's allocation: late.
+    assert sh[1]["late"] == [200] and sh[0]["late"] == [] and sh[2]["late"] == [], sh
     pr = got[("hugerace", "private")]
     # A failed allocation retried (return 0) is not a failure.
     assert not pr[0]["failed"] and pr[0]["losers"] == [("after", 210)], pr
@@ -220,6 +233,11 @@ stamps: end
     waited = judge([(0, 1, 0, "trap", 1, "0"), (10, 1, 0, "alloc", 1, "0"), (20, 2, 1, "trap", 1, "0"),
                     (30, 2, 1, "ptenone", 1, "0"), (50, 1, 0, "insert", 1, "0"), (9000, 2, 1, "hit", 1, "0")], "shared")
     assert waited["losers"] == [("after", 40)] and waited["trap"] == [20], waited
+    # Negative control for `late`: a loser that entered before the allocation yet found the
+    # page (kept out of the window) is in time, below zero.
+    kept = judge([(0, 1, 0, "enter", 1, "0"), (5, 2, 1, "enter", 1, "0"), (10, 1, 0, "alloc", 1, "0"),
+                  (50, 1, 0, "insert", 1, "0"), (60, 2, 1, "ptenone", 1, "0"), (70, 2, 1, "hit", 1, "0")], "shared")
+    assert kept["losers"] == [("after", 50)] and kept["late"] == [-5], kept
     print("stamps.py: self-test passed")
 
 

@@ -224,7 +224,7 @@ class Detect(unittest.TestCase):
         mutant, twin = M.BY_NAME["x86_64-mutant"], M.BY_NAME["x86_64-built"]
         why, counts = J.detect_verdict(mutant, self.lines(150, 190), 0, 1200, 200, 3000)
         self.assertEqual(why, [])
-        self.assertEqual(counts[("shared", "2M")], {"hugerace": (200, 150, 0.0), "forkspin": (200, 190, 0.0)})
+        self.assertEqual(counts[("shared", "2M")], {"hugerace": (200, 150, 0.0, []), "forkspin": (200, 190, 0.0, [])})
         why, _ = J.detect_verdict(mutant, self.lines(0, 190), 0, 1200, 200, 3000)
         self.assertIn("hugerace shared 2M: no failed race on a mutant", why)
         why, _ = J.detect_verdict(twin, self.lines(0, 1), 0, 1200, 200, 3000)
@@ -259,7 +259,7 @@ class Detect(unittest.TestCase):
 
     def test_libhugetlbfs_test_is_a_third_program_and_the_best_peer_counts(self):
         m = M.BY_NAME["x86_64-narrow"]
-        c_test = lambda f: "".join(f"airace: mode={md} size=2M races=200 failed={f} broken=0\r\n" for md in ("shared", "private"))
+        c_test = lambda f: "".join(self.one_race("airace", md, 200, f, 300) for md in ("shared", "private"))
         # hugerace 150/200 a boot, forkspin 100, the C test 195: behind the C test, though
         # ahead of forkspin; a table that compared with forkspin alone would say ahead.
         consoles = [c_test(195) + self.lines(150, 100) for _ in range(3)]
@@ -279,6 +279,43 @@ class Detect(unittest.TestCase):
         self.assertIn("airace shared 2M: 199 races ran, wanted 200", why)
         # Without the C test in the image, the table has two programs, as before.
         self.assertEqual(len(self.rows(m, [self.lines(150, 100)])), 4)
+
+    @staticmethod
+    def one_race(prog, mode, runs, failed, ms):
+        """A one-race program's lines: its runs' times (ms each, 32 to a line), then its sum."""
+        times = [str(ms * 1000)] * runs
+        out = ["runtime: %s %s %s" % (prog, mode, " ".join(times[i:i + 32])) for i in range(0, runs, 32)]
+        return "\r\n".join(out + [f"{prog}: mode={mode} size=2M races={runs} failed={failed} broken=0"]) + "\r\n"
+
+    def test_hugerace_by_the_c_tests_name_is_judged_and_timed(self):
+        m = M.BY_NAME["x86_64-narrow"]
+        # Three boots of 40 named runs a mode (30 failed) and 200 of the C test (190 failed).
+        c = lambda named_ms, c_ms, nf=30: "".join(self.one_race("airace", md, 200, 190, c_ms) + self.one_race("named", md, 40, nf, named_ms)
+                                                  for md in ("shared", "private")) + self.lines(150, 100)
+        boots = [J.detect_verdict(m, c(100, 300), 0, 1200, 200, 3000, 40) for _ in range(3)]
+        self.assertEqual([w for w, _ in boots], [[], [], []])
+        rows = {tuple(r.split()[1:4]): r for r in J.detect_rows(m, [b for _, b in boots])}
+        # 90/120 named against the C test's 570/600: behind, on its own row.
+        self.assertIn(" 90/120  75.0% ", rows[("shared", "2M", "named")])
+        self.assertIn(" behind ", rows[("shared", "2M", "named")])
+        self.assertEqual(len(rows), 8)
+        times = {tuple(r.split()[1:4]): r for r in J.detect_runtimes(m, [b for _, b in boots])}
+        self.assertEqual(times[("shared", "2M", "named")].split()[4:], ["120", "100.0", "100.0", "100.0", "0.33x"])
+        self.assertEqual(times[("private", "2M", "airace")].split()[4:], ["600", "300.0", "300.0", "300.0"])
+        # Slower than the C test: the ratio says so.
+        slow = J.detect_verdict(m, c(600, 300), 0, 1200, 200, 3000, 40)[1]
+        self.assertTrue(J.detect_runtimes(m, [slow])[1].endswith(" named        40      600.0      600.0      600.0 2.00x"))
+        # Negative controls: named runs asked for but missing, too few, or without their times.
+        why, _ = J.detect_verdict(m, self.lines(150, 100), 0, 1200, 200, 3000, 40)
+        self.assertIn("named shared 2M: 0 races ran, wanted 40", why)
+        why, _ = J.detect_verdict(m, c(100, 300).replace("races=40", "races=39", 1), 0, 1200, 200, 3000, 40)
+        self.assertIn("named shared 2M: 39 races ran, wanted 40", why)
+        no_times = "\r\n".join(l for l in c(100, 300).split("\r\n") if not l.startswith("runtime: named shared"))
+        why, _ = J.detect_verdict(m, no_times, 0, 1200, 200, 3000, 40)
+        self.assertIn("named shared 2M: 0 run times for 40 runs", why)
+        # A twin must not fail by the name either.
+        why, _ = J.detect_verdict(M.BY_NAME["x86_64-built"], c(100, 300, nf=1).replace("failed=190", "failed=0"), 0, 1200, 200, 3000, 40)
+        self.assertIn("named shared 2M: 1 failed races on an unpatched kernel", why)
 
     def test_the_sum_is_over_every_boot(self):
         # Negative control: a table made of the first or last boot alone would not show 510/600.

@@ -83,16 +83,17 @@ fn knob_path(k: Knobs, size: u64, file: &'static [u8]) -> Result<PathBuf, Errno>
     }
 }
 
-/// The counters of one size.
+/// The counters of one size: per-size sysfs, where the first read tells whether it is there
+/// (no open to test it first: these are read a dozen times a run, each file an open, a read
+/// and a close, which count in a one-race run under emulation), else /proc/meminfo.
 pub fn counts(size: u64) -> Result<Counts, Errno> {
-    if knobs(size) == Knobs::Sysfs {
-        let r = |f: &[u8]| -> Result<u64, Errno> { read_u64(knob(size, f)?.cstr()) };
-        return Ok(Counts {
-            total: r(b"nr_hugepages")?,
-            free: r(b"free_hugepages")?,
-            resv: r(b"resv_hugepages")?,
-            surplus: r(b"surplus_hugepages")?,
-        });
+    let r = |f: &[u8]| -> Result<u64, Errno> { read_u64(knob(size, f)?.cstr()) };
+    match r(b"nr_hugepages") {
+        Ok(total) => {
+            return Ok(Counts { total, free: r(b"free_hugepages")?, resv: r(b"resv_hugepages")?, surplus: r(b"surplus_hugepages")? });
+        }
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
     }
     let mut buf = [0u8; 4096];
     match parse::meminfo_hugepages(meminfo(&mut buf).ok_or(Errno::ENOENT)?) {

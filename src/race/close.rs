@@ -34,6 +34,10 @@ impl Crew<'_> {
         }
         ctl.end.store(how, Release);
         sys::futex_wake(ctl.end.raw(), i32::MAX as u32);
+        // The racers asleep for the next race see the end and leave now, while the
+        // supervisor judges, rather than when the teardown wakes them: a one-race run's
+        // joins then cost nothing (1.1-1.7 ms of its 16 ms under QEMU's TCG, issue 18).
+        sys::futex_wake(&ctl.generation, i32::MAX as u32);
     }
 
     fn release(&self, g: u32) {

@@ -6,7 +6,7 @@ use crate::stats::Hist;
 use core::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Rendezvous laps without the write before the first race of every start.
-pub const WARMUP: u32 = 4;
+pub const WARMUP: u32 = 2;
 
 /// Missed races in a row that end the run: a CPU that cannot keep up, not bad luck.
 pub const MISS_BOUND: u64 = 100;

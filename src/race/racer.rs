@@ -12,6 +12,7 @@ pub const START_LINE_NS: u64 = 2_000_000_000;
 /// Affinity masks built on a racer's stack cover CPUs below this: the largest NR_CPUS any
 /// of our architectures can be configured with (a 1 KiB mask, two pages less per racer).
 const MAX_PIN_CPU: u32 = 8192;
+const NEXT_SPIN_NS: u64 = 200_000;
 
 fn fail_setup(s: &Slot, ctl: &Control, step: SetupStep, e: Errno) -> usize {
     s.step.store(step, Relaxed);
@@ -72,7 +73,8 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
 
     let mut g = 0u32;
     loop {
-        // Sleep until the next generation starts; never spin here.
+        // Wait for the next generation: spin a little, then sleep.
+        let (mut spins, mut t0) = (0u32, 0u64);
         loop {
             let now = ctl.generation.load(Acquire);
             // Only the end of the run lets a racer go: on `stop` the closer of the current
@@ -83,6 +85,19 @@ pub(super) fn racer(i: usize, crew: &Crew) -> usize {
             if now != g {
                 g = now;
                 break;
+            }
+            if t0 != u64::MAX {
+                core::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins & 255 == 0 {
+                    let t = sys::monotonic_ns();
+                    if t0 == 0 {
+                        t0 = t;
+                    } else if t - t0 > NEXT_SPIN_NS {
+                        t0 = u64::MAX;
+                    }
+                }
+                continue;
             }
             let _ = sys::futex_wait(&ctl.generation, g, 0);
         }

@@ -118,9 +118,6 @@ fn select_sizes(cfg: &Config, out: &mut [u64; MAX_SIZES], why: &mut Line) -> Ste
 }
 
 pub fn run(cfg: &Config, sel: &Selection) -> i32 {
-    // The JSON document's room, in a frame of its own: 192 KiB among run_with's locals would
-    // put them beyond the short stack offsets of ppc64, arm64 and riscv64, and make every
-    // access to them longer (+1.5 to 3 KB of code there).
     let mut doc = Doc::new(STDOUT);
     run_with(cfg, sel, &mut doc)
 }
@@ -190,7 +187,8 @@ fn run_with(cfg: &Config, sel: &Selection, doc: &mut Doc) -> i32 {
         }
     }
     let mut st = [0u8; 2048];
-    if let Ok(len) = sys::read_file(c"/proc/self/status", &mut st)
+    if cfg.verbose
+        && let Ok(len) = sys::read_file(c"/proc/self/status", &mut st)
         && let Some(kb) = crate::parse::meminfo(&st[..len], b"VmHWM") {
             rep.verbose(&|l| {
                 l.f("peak RSS {} kB", &[kb]);

@@ -78,10 +78,10 @@ fn unsafe_zeroed_clone_args() -> k::clone_args {
     unsafe { core::mem::MaybeUninit::<k::clone_args>::zeroed().assume_init() }
 }
 
-/// execve(2) of `argv[0]` with the words `argv` (at most 15) and an empty environment, for a
-/// test image's /init that runs programs of its own choosing (examples/detect.rs). Returns
-/// only on failure.
-pub fn execve(argv: &[&core::ffi::CStr]) -> Errno {
+/// execve(2) of `path` with the words `argv` (at most 15; argv[0] is the name the program
+/// sees, which may differ: a multi-call binary) and an empty environment, for a test image's
+/// /init that runs programs of its own choosing (examples/detect.rs). Returns only on failure.
+pub fn execve(path: &core::ffi::CStr, argv: &[&core::ffi::CStr]) -> Errno {
     let mut v = [0usize; 16];
     if argv.is_empty() || argv.len() >= v.len() {
         return Errno::EINVAL;
@@ -92,7 +92,7 @@ pub fn execve(argv: &[&core::ffi::CStr]) -> Errno {
     let envp = [0usize; 1];
     // SAFETY: every pointer is a NUL-terminated string that outlives the call; argv and envp
     // end with NULL.
-    match sc!(k::__NR_execve, v[0], v.as_ptr(), envp.as_ptr()) {
+    match sc!(k::__NR_execve, path.as_ptr() as usize, v.as_ptr(), envp.as_ptr()) {
         Ok(_) => Errno(0),
         Err(e) => e,
     }
