@@ -134,7 +134,7 @@ fn json_counts_a_broken_race() {
     }
     let g = pool_guard();
     g.set_nr(2048, 0);
-    let spec = ["--after", "7", "--mask", "1", "0x7f", "1", "steal", "futex", "2097152"];
+    let spec = ["--after", "5", "--mask", "1", "0x7f", "1", "steal", "futex", "2097152"];
     let args = ["-f", "json", "shared", "--noreserve", "-i", "20"];
     let o = Command::new("timeout").args(["-k", "5", "60"]).arg(injector()).args(spec).arg("--").arg(bin()).args(args).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));

@@ -297,8 +297,8 @@ fn another_process_taking_the_last_page_is_never_a_tfail() {
     // injector takes it the moment a racer releases race 2 (its futex wake; the racer is held
     // until the page is gone, its partner spins at the start line), so neither racer can
     // have it: both get SIGBUS, and at that moment more pages are in use than the fill left.
-    // (Wakes before it: 2 racers started, the run's start, 4 warm-up laps, race 1.)
-    let spec = ["--after", "7", "--mask", "1", "0x7f", "1", "steal", "futex", "2097152"];
+    // (Wakes before it: 2 racers started, the run's start, the 2 warm-up laps (WARMUP), race 1.)
+    let spec = ["--after", "5", "--mask", "1", "0x7f", "1", "steal", "futex", "2097152"];
     for mode in ["shared", "private"] {
         let args = [mode, "--noreserve", "-i", "20"];
         let o = Command::new("timeout").args(["-k", "5", "60"]).arg(injector()).args(spec).arg("--").arg(bin()).args(args).output().unwrap();
