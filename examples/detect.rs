@@ -141,12 +141,7 @@ impl Runtimes<'_> {
 /// holds the C test), each run of either starts from a pool of two free pages of the size,
 /// emptied after, as libhugetlbfs's runner sets it up, so that the two are timed alike;
 /// without, hugerace raises the pool itself.
-fn one_race_runs(label: &str, path: &CStr, argv: [&CStr; 2], size: &PathBuf, races: u64, pool: Option<&CStr>) {
-    let [argv0, mode] = argv;
-    let (s, sized) = (c"-s", size.cstr());
-    // hugerace is told the size (the C test races the default page size, which is the size of
-    // every detect machine's pool but the large-page ones').
-    let words: &[&CStr] = if label == "named" { &[argv0, mode, s, sized] } else { &[argv0, mode] };
+fn one_race_runs(label: &str, path: &CStr, words: &[&CStr], mode: &CStr, size: &PathBuf, races: u64, pool: Option<&CStr>) {
     let (mut failed, mut broken) = (0u64, 0u64);
     let mut times = Runtimes { prog: label, mode, us: [0; 32], n: 0 };
     for _ in 0..races {
@@ -269,9 +264,12 @@ extern "C" fn start(sp: *const usize) -> ! {
             }
             run(&[c"/forkspin", mode, n.cstr(), size.cstr()]);
             if let Some(pool) = &c_pool {
-                one_race_runs("airace", C_TEST, [C_TEST, mode], &size, races, Some(pool.cstr()));
+                one_race_runs("airace", C_TEST, &[C_TEST, mode], mode, &size, races, Some(pool.cstr()));
             }
-            one_race_runs("named", c"/hugerace", [c"alloc-instantiate-race", mode], &size, named, c_pool.as_ref().map(|p| p.cstr()));
+            // hugerace is told the size (the C test races the default page size, which is the
+            // size of every detect machine's pool but the large-page ones').
+            let words = [c"alloc-instantiate-race", mode, c"-s", size.cstr()];
+            one_race_runs("named", c"/hugerace", &words, mode, &size, named, c_pool.as_ref().map(|p| p.cstr()));
         }
     }
     l.s("detect: done");

@@ -225,7 +225,8 @@ fn a_racer_stopped_while_closing_an_iteration_is_tbrok_from_the_parent() {
     let g = pool_guard();
     let expected = empty_pool(&g);
     // The racer that closes race 1 is held as it renews the page: no partner spins on it
-    // (they sleep until the next generation), so only the parent's watch can see it.
+    // (they spin 200 us at most for the next generation, then sleep), so only the parent's
+    // watch can see it.
     for (mode, spec) in [
         ("shared", &["--mask", "1", "3", "3", "hold", "fallocate"][..]),
         ("private", &["--after", "1", "--mask", "3", "0x10", "0x10", "hold", "mmap"][..]),
